@@ -1,0 +1,1 @@
+"""decoding package (under construction)."""

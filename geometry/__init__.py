@@ -1,0 +1,1 @@
+"""geometry package (under construction)."""

@@ -1,0 +1,1 @@
+"""lcl package (under construction)."""
