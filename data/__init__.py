@@ -6,14 +6,19 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 """
 
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
+from ._brainscore import from_brainscore, read_brainscore_stimuli, to_brainscore, write_brainscore_stimuli
 from ._config import config_from_dict, load_toml
+from ._images import image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
+from ._record import record, stimuli_to_tensor
 
 __all__ = [
+    # assemblies and stimulus sets
     "assembly",
     "stimulus_set",
     "validate_assembly",
     "validate_stimuli",
+    # files
     "save",
     "load",
     "atomic_write",
@@ -22,4 +27,18 @@ __all__ = [
     "package_version",
     "config_from_dict",
     "load_toml",
+    # images
+    "natural_images",
+    "texture_images",
+    "image_folder",
+    "read_image",
+    "sample_patches",
+    # models
+    "record",
+    "stimuli_to_tensor",
+    # Brain-Score files
+    "from_brainscore",
+    "to_brainscore",
+    "read_brainscore_stimuli",
+    "write_brainscore_stimuli",
 ]

@@ -246,7 +246,7 @@ def stimulus_set(
     >>> import numpy as np
     >>> import data
     >>> s = data.stimulus_set(np.zeros((2, 8, 8)), category=["a", "b"])
-    >>> list(s.stimulus_id.values)
+    >>> s.stimulus_id.values.tolist()
     ['stim000', 'stim001']
     >>> s.attrs["degrees"]
     4.0
