@@ -97,10 +97,17 @@ def config_from_dict(cls: type[T], values: dict[str, Any] | None, *, where: str 
         raise ValueError(
             f"unknown config key(s) {unknown} for {where}{cls.__name__}; valid keys: {sorted(fields)}"
         )
-    hints = typing.get_type_hints(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # string annotations naming classes local to a function: use the defaults' types
+        hints = {}
     kwargs = {}
     for key, val in values.items():
         hint = hints.get(key)
+        if hint is None:
+            f = fields[key]
+            default = f.default if f.default is not dataclasses.MISSING else None
+            hint = type(default) if default is not None else None
         origin = typing.get_origin(hint)
         if dataclasses.is_dataclass(hint) and isinstance(val, dict):
             val = config_from_dict(hint, val, where=f"{where}{key}.")

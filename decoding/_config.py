@@ -1,0 +1,494 @@
+"""Frozen config dataclasses, one per component, and the named presets of a decoding study."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MosaicConfig",
+    "RetinaConfig",
+    "DecoderConfig",
+    "EnhancerConfig",
+    "TrainConfig",
+    "DataConfig",
+    "StudyConfig",
+    "default_config",
+    "PRESETS",
+]
+
+NONLINEARITIES = ("softplus", "exponential", "relu", "identity")
+NOISES = ("poisson", "none")
+
+
+def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kind = "integer" if integer else "number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise TypeError(f"{name} must be a {kind}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MosaicConfig:
+    """One regular mosaic of one retinal ganglion-cell type.
+
+    Parameters
+    ----------
+    name
+        Cell type, e.g. ``"on_parasol"``; becomes the ``cell_type`` coordinate.
+    grid
+        Cells per side (the mosaic is ``grid x grid``).
+    polarity
+        ``+1`` for ON cells (excited by light increments), ``-1`` for OFF cells.
+    center_sigma
+        Standard deviation of the Gaussian centre, in units of the mosaic spacing.
+    surround_sigma
+        Standard deviation of the Gaussian surround, in units of the mosaic spacing.
+    surround_weight
+        Integrated strength of the surround relative to the centre (0: no surround, 1: balanced DoG).
+    spacing
+        Distance between neighbouring cells in pixels; ``None`` (default) tiles the whole image,
+        ``image_size / grid``. A mosaic is centred on the image and must fit inside it.
+
+    Examples
+    --------
+    >>> from decoding import MosaicConfig
+    >>> MosaicConfig("on_midget", grid=43, polarity=1).center_sigma
+    0.5
+    """
+
+    name: str
+    grid: int
+    polarity: int = 1
+    center_sigma: float = 0.5
+    surround_sigma: float = 1.5
+    surround_weight: float = 0.55
+    spacing: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"mosaic name must be a non-empty string, got {self.name!r}")
+        _positive(f"mosaic {self.name!r} grid", self.grid, integer=True)
+        if self.polarity not in (1, -1) or isinstance(self.polarity, bool):
+            raise ValueError(f"mosaic {self.name!r} polarity must be +1 (ON) or -1 (OFF), got {self.polarity!r}")
+        _positive(f"mosaic {self.name!r} center_sigma", self.center_sigma)
+        _positive(f"mosaic {self.name!r} surround_sigma", self.surround_sigma)
+        _positive(f"mosaic {self.name!r} surround_weight", self.surround_weight, allow_zero=True)
+        if self.spacing is not None:
+            _positive(f"mosaic {self.name!r} spacing", self.spacing)
+
+
+def _default_mosaics() -> tuple[MosaicConfig, ...]:
+    # Grids as in Parthasarathy et al. 2017 (5398 cells on 128 x 128). Centre sizes relative to spacing, surround
+    # three times the centre with 0.55 of its strength (after Croner & Kaplan 1995, radius ratio shortened to keep
+    # border effects small on 128-pixel images). These are our choices, not the paper's (which are unpublished).
+    return (
+        MosaicConfig("on_parasol", 26, +1, center_sigma=0.6, surround_sigma=1.8),
+        MosaicConfig("off_parasol", 32, -1, center_sigma=0.6, surround_sigma=1.8),
+        MosaicConfig("on_midget", 43, +1, center_sigma=0.5, surround_sigma=1.5),
+        MosaicConfig("off_midget", 43, -1, center_sigma=0.5, surround_sigma=1.5),
+    )
+
+
+@dataclass(frozen=True)
+class RetinaConfig:
+    """A simulated retina: mosaics of difference-of-Gaussians cells, a static nonlinearity, spike noise.
+
+    The expected spike count of a cell with receptive field ``k`` (centre minus surround, each a unit-volume
+    Gaussian in pixel units) on image ``I`` is ``scale * f(gain * polarity * sum(k * (I - background)) + offset)``.
+
+    Parameters
+    ----------
+    image_size
+        Side of the square input images in pixels.
+    mosaics
+        The cell mosaics (default: ON/OFF parasol 26x26 and 32x32, ON/OFF midget 43x43 each).
+    nonlinearity
+        ``"softplus"`` (default), ``"exponential"``, ``"relu"`` or ``"identity"`` (a linear retina).
+    gain, offset, scale
+        Parameters of the nonlinearity (defaults give about 4.5 spikes per cell per natural image).
+    background
+        Luminance subtracted before filtering (mean of the adapting background).
+    noise
+        ``"poisson"`` spike counts or ``"none"`` (the expected counts themselves).
+    seed
+        Default seed of the spike noise.
+
+    Examples
+    --------
+    >>> from decoding import RetinaConfig
+    >>> cfg = RetinaConfig()
+    >>> sum(m.grid ** 2 for m in cfg.mosaics)
+    5398
+    """
+
+    image_size: int = 128
+    mosaics: tuple[MosaicConfig, ...] = field(default_factory=_default_mosaics)
+    nonlinearity: str = "softplus"
+    gain: float = 12.0
+    offset: float = 0.0
+    scale: float = 5.0
+    background: float = 0.5
+    noise: str = "poisson"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("image_size", self.image_size, integer=True)
+        mosaics = tuple(MosaicConfig(**m) if isinstance(m, dict) else m for m in self.mosaics)
+        object.__setattr__(self, "mosaics", mosaics)
+        if not mosaics:
+            raise ValueError("a retina needs at least one mosaic")
+        if not all(isinstance(m, MosaicConfig) for m in mosaics):
+            raise TypeError("mosaics must be MosaicConfig instances (or dicts of their fields)")
+        names = [m.name for m in mosaics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"mosaic names must be unique, got {names}")
+        for m in mosaics:
+            spacing = self.image_size / m.grid if m.spacing is None else m.spacing
+            extent = m.grid * spacing
+            if m.grid > self.image_size or extent > self.image_size + 1e-9:
+                raise ValueError(
+                    f"mosaic {m.name!r} is larger than the image: {m.grid} cells x spacing {spacing:g} px = "
+                    f"{extent:g} px (or more cells than pixels per side) on a {self.image_size} px image"
+                )
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
+        if self.noise == "poisson" and self.nonlinearity == "identity":
+            raise ValueError("Poisson noise needs non-negative rates; use a rectifying nonlinearity or noise='none'")
+        for name in ("gain", "offset", "scale", "background"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        _positive("scale", self.scale)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+
+    @property
+    def n_cells(self) -> int:
+        """Total number of cells over all mosaics."""
+        return sum(m.grid ** 2 for m in self.mosaics)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Ridge regression from spike counts (+ bias) to pixels, and the point-wise nonlinearity fitted after it.
+
+    Parameters
+    ----------
+    alpha
+        Ridge penalty relative to the mean eigenvalue of the centred count covariance
+        (``lambda = alpha * trace(G) / n_cells``); ``0`` gives the minimum-norm least-squares solution.
+    chunk_size
+        Samples per block when accumulating the normal equations (memory only; results do not depend on it).
+    dtype
+        ``"float32"`` (fast) or ``"float64"`` for the products that accumulate the normal equations; the solve
+        is always in float64.
+    pointwise_samples
+        Pixel pairs used to fit the monotone point-wise nonlinearity (subsampled, seeded).
+
+    Examples
+    --------
+    >>> from decoding import DecoderConfig
+    >>> DecoderConfig(alpha=0.01).alpha
+    0.01
+    """
+
+    alpha: float = 0.05
+    chunk_size: int = 1024
+    dtype: str = "float32"
+    pointwise_samples: int = 500_000
+
+    def __post_init__(self) -> None:
+        _positive("alpha", self.alpha, allow_zero=True)
+        _positive("chunk_size", self.chunk_size, integer=True)
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        _positive("pointwise_samples", self.pointwise_samples, integer=True)
+
+
+@dataclass(frozen=True)
+class EnhancerConfig:
+    """The convolutional autoencoder that enhances linear reconstructions (Parthasarathy et al. 2017).
+
+    Encoder: ``conv(c_i, k_i, stride s_i) -> batch norm -> ReLU`` for each layer; the decoder mirrors it with
+    bilinear upsampling and convolutions; the last convolution maps to one channel without nonlinearity.
+
+    Parameters
+    ----------
+    channels
+        Encoder channels (paper: 64, 128, 256, 256).
+    kernels
+        Encoder kernel sizes (paper: 7, 5, 3, 3), odd.
+    strides
+        Encoder strides (1 or 2); inputs must be divisible by their product.
+    width
+        Multiplier on every channel count (1.0: the paper's network).
+    residual
+        Predict a correction added to the linear reconstruction (``True``) or the image itself.
+
+    Examples
+    --------
+    >>> from decoding import EnhancerConfig
+    >>> EnhancerConfig(width=0.25).scaled_channels
+    (16, 32, 64, 64)
+    """
+
+    channels: tuple[int, ...] = (64, 128, 256, 256)
+    kernels: tuple[int, ...] = (7, 5, 3, 3)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    width: float = 1.0
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "kernels", "strides"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        if not self.channels:
+            raise ValueError("channels must not be empty")
+        if not (len(self.channels) == len(self.kernels) == len(self.strides)):
+            raise ValueError(
+                f"channels, kernels and strides need equal lengths, got {len(self.channels)}, "
+                f"{len(self.kernels)}, {len(self.strides)}"
+            )
+        for c in self.channels:
+            _positive("channels", c, integer=True)
+        for k in self.kernels:
+            _positive("kernels", k, integer=True)
+            if k % 2 == 0:
+                raise ValueError(f"kernel sizes must be odd, got {self.kernels}")
+        if any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides must be 1 or 2, got {self.strides}")
+        _positive("width", self.width)
+        if not isinstance(self.residual, bool):
+            raise TypeError(f"residual must be a bool, got {self.residual!r}")
+
+    @property
+    def scaled_channels(self) -> tuple[int, ...]:
+        """Channel counts after the width multiplier (at least 1 each)."""
+        return tuple(max(1, round(c * self.width)) for c in self.channels)
+
+    @property
+    def downsampling(self) -> int:
+        """Product of the strides: image sides must be multiples of it."""
+        return math.prod(self.strides)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of the enhancer: MSE loss, Adam, random sub-patches with flips, seeded per epoch.
+
+    Parameters
+    ----------
+    epochs
+        Passes over the training pairs.
+    batch_size
+        Pairs per step.
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam weight decay.
+    patch_size
+        Side of the random sub-patches cut from each (reconstruction, original) pair; ``0`` uses whole images.
+    flips
+        Random horizontal/vertical flips and transposes of each pair.
+    seed
+        Seed of the initial weights and of every epoch's order, crops and flips.
+    checkpoint_every
+        Write a checkpoint every this many epochs (and always after the last).
+
+    Examples
+    --------
+    >>> from decoding import TrainConfig
+    >>> TrainConfig(epochs=2).batch_size
+    16
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patch_size: int = 64
+    flips: bool = True
+    seed: int = 0
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs, integer=True)
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("lr", self.lr)
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
+        _positive("patch_size", self.patch_size, integer=True, allow_zero=True)
+        if not isinstance(self.flips, bool):
+            raise TypeError(f"flips must be a bool, got {self.flips!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+        _positive("checkpoint_every", self.checkpoint_every, integer=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Images of a study: random crops of the bundled photographs, split by source photograph.
+
+    The photographs (``data.natural_images(photo_size)``) are split first, then each subset is cropped, so no
+    held-out photograph contributes to training.
+
+    Parameters
+    ----------
+    photo_size
+        Side to which each photograph is shrunk before cropping.
+    n_decoder
+        Training crops for the linear decoder.
+    n_enhancer
+        Training crops (fresh crops and fresh spikes) for the point-wise nonlinearity and the enhancer.
+    n_test
+        Test crops from the held-out photographs.
+    test_sources
+        Names of the held-out photographs; empty: ``n_test_sources`` drawn with ``seed``.
+    n_test_sources
+        Number of held-out photographs when ``test_sources`` is empty.
+    flips
+        Random flips/transposes of the training crops (augmentation).
+    seed
+        Seed of the split, the crops and the flips.
+
+    Examples
+    --------
+    >>> from decoding import DataConfig
+    >>> DataConfig(test_sources=("camera", "moon")).test_sources
+    ('camera', 'moon')
+    """
+
+    photo_size: int = 256
+    n_decoder: int = 8000
+    n_enhancer: int = 4000
+    n_test: int = 500
+    test_sources: tuple[str, ...] = ()
+    n_test_sources: int = 4
+    flips: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.test_sources, list):
+            object.__setattr__(self, "test_sources", tuple(self.test_sources))
+        for name in ("photo_size", "n_decoder", "n_enhancer", "n_test", "n_test_sources"):
+            _positive(name, getattr(self, name), integer=True)
+        if not all(isinstance(s, str) for s in self.test_sources):
+            raise TypeError(f"test_sources must be photograph names, got {self.test_sources!r}")
+        if not isinstance(self.flips, bool):
+            raise TypeError(f"flips must be a bool, got {self.flips!r}")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a decoding study needs: data, retina, decoders, enhancer and its training.
+
+    Parameters
+    ----------
+    data, retina, decoder, enhancer, train
+        Component configs.
+    n_examples
+        Test images whose reconstructions are stored in the results (for figures).
+    batch_size
+        Images per batch for simulation, decoding and enhancement at evaluation.
+
+    Examples
+    --------
+    >>> from decoding import StudyConfig
+    >>> StudyConfig().retina.n_cells
+    5398
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    retina: RetinaConfig = field(default_factory=RetinaConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    enhancer: EnhancerConfig = field(default_factory=EnhancerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_examples: int = 6
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataConfig), ("retina", RetinaConfig), ("decoder", DecoderConfig),
+                          ("enhancer", EnhancerConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        _positive("n_examples", self.n_examples, integer=True)
+        _positive("batch_size", self.batch_size, integer=True)
+        crop = self.retina.image_size
+        if crop > self.data.photo_size:
+            raise ValueError(f"retina image_size {crop} exceeds the photograph size {self.data.photo_size}")
+        if self.train.patch_size > crop:
+            raise ValueError(f"train.patch_size {self.train.patch_size} exceeds the image size {crop}")
+        side = self.train.patch_size or crop
+        if side % self.enhancer.downsampling or crop % self.enhancer.downsampling:
+            raise ValueError(
+                f"image size {crop} and training patch size {side} must be multiples of the enhancer's "
+                f"downsampling factor {self.enhancer.downsampling}"
+            )
+
+
+def _scaled_mosaics(factor: float) -> tuple[MosaicConfig, ...]:
+    return tuple(dataclasses.replace(m, grid=max(1, round(m.grid * factor))) for m in _default_mosaics())
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's geometry (5398 cells, 128 x 128 crops) at a size a workstation trains in tens of minutes.
+    "paper": {},
+    # The analyses demo: 64 x 64 crops and a retina with the same densities (1427 cells), a narrow enhancer and
+    # a short training; about 2-3 minutes on 2 CPU cores.
+    "demo": {
+        "data": DataConfig(photo_size=128, n_decoder=6000, n_enhancer=2000, n_test=300),
+        "retina": RetinaConfig(image_size=64, mosaics=_scaled_mosaics(0.5)),
+        "enhancer": EnhancerConfig(width=0.25),
+        "train": TrainConfig(epochs=4, batch_size=16, patch_size=32, lr=2e-3),
+    },
+    # Unit tests: seconds.
+    "tiny": {
+        "data": DataConfig(photo_size=64, n_decoder=400, n_enhancer=64, n_test=24, n_test_sources=3),
+        "retina": RetinaConfig(image_size=32, mosaics=_scaled_mosaics(0.25)),
+        "decoder": DecoderConfig(alpha=0.1, pointwise_samples=20_000),
+        "enhancer": EnhancerConfig(width=0.125, channels=(64, 128), kernels=(5, 3), strides=(2, 2)),
+        "train": TrainConfig(epochs=2, batch_size=8, patch_size=16),
+        "n_examples": 3,
+    },
+}
+
+
+def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
+    """A named study configuration, optionally with components replaced.
+
+    Parameters
+    ----------
+    preset
+        ``"paper"`` (5398 cells on 128 x 128 crops, the benchmark), ``"demo"`` (64 x 64, about 2-3 minutes on
+        2 CPU cores) or ``"tiny"`` (seconds; tests).
+    **overrides
+        Fields of :class:`StudyConfig` to replace (e.g. ``train=TrainConfig(epochs=1)``).
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset.
+
+    Examples
+    --------
+    >>> import decoding
+    >>> decoding.default_config("demo").retina.image_size
+    64
+    >>> decoding.default_config("paper").retina.n_cells
+    5398
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return StudyConfig(**{**PRESETS[preset], **overrides})

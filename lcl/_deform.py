@@ -1,0 +1,244 @@
+"""Smooth random deformations: low-passed Gaussian displacement fields applied with ``grid_sample``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["DeformConfig", "random_displacement", "warp", "deform", "rms_displacement"]
+
+_MATCHING = ("rf", "fixed")
+_PADDING = ("reflection", "border", "zeros")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeformConfig:
+    """How the two views of a patch are deformed at each stage (complexity matching).
+
+    *Amplitude* is the root-mean-square displacement over all pixels of a field, in input pixels:
+    ``sqrt(mean(dx^2 + dy^2)) = amplitude * RF``, where RF is the receptive-field side of the stage being
+    trained. Every sampled field is rescaled to exactly this RMS. *Smoothness* is the standard deviation of the
+    Gaussian low-pass applied to white noise to make the field, also in units of the stage's RF.
+
+    Parameters
+    ----------
+    amplitude
+        RMS displacement as a fraction of the receptive field (>= 0; 0 gives identical views).
+    smoothness
+        Correlation length (Gaussian std) of the field as a fraction of the receptive field (> 0).
+    matching
+        ``"rf"``: each stage uses its own receptive field (complexity matching, the method);
+        ``"fixed"``: both stages use the receptive field of ``reference_stage`` (the ablation: same amplitude
+        and smoothness in pixels for both stages).
+    reference_stage
+        The stage whose receptive field sets the pixels under ``matching="fixed"`` (1 or 2).
+    padding
+        ``grid_sample`` padding mode for samples falling outside the patch.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> cfg = lcl.DeformConfig(amplitude=0.1, smoothness=0.5)
+    >>> cfg.pixels(rf_sizes=(13, 31), stage=2)
+    (3.1, 15.5)
+    >>> lcl.DeformConfig(amplitude=0.1, matching="fixed").pixels(rf_sizes=(13, 31), stage=2)
+    (1.3, 6.5)
+    >>> lcl.DeformConfig(amplitude=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: DeformConfig.amplitude must be a finite number >= 0, got -1
+    """
+
+    amplitude: float = 0.05
+    smoothness: float = 0.5
+    matching: str = "rf"
+    reference_stage: int = 1
+    padding: str = "reflection"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amplitude, bool) or not isinstance(self.amplitude, (int, float)) \
+                or not math.isfinite(self.amplitude) or self.amplitude < 0:
+            raise ValueError(f"DeformConfig.amplitude must be a finite number >= 0, got {self.amplitude!r}")
+        if isinstance(self.smoothness, bool) or not isinstance(self.smoothness, (int, float)) \
+                or not math.isfinite(self.smoothness) or self.smoothness <= 0:
+            raise ValueError(f"DeformConfig.smoothness must be a finite number > 0, got {self.smoothness!r}")
+        if self.matching not in _MATCHING:
+            raise ValueError(f"DeformConfig.matching must be one of {_MATCHING}, got {self.matching!r}")
+        if self.reference_stage not in (1, 2) or isinstance(self.reference_stage, bool):
+            raise ValueError(f"DeformConfig.reference_stage must be 1 or 2, got {self.reference_stage!r}")
+        if self.padding not in _PADDING:
+            raise ValueError(f"DeformConfig.padding must be one of {_PADDING}, got {self.padding!r}")
+
+    def pixels(self, rf_sizes: tuple[int, int], stage: int) -> tuple[float, float]:
+        """(RMS amplitude, smoothness) in input pixels for training ``stage`` given the stages' RF sides."""
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        rf = rf_sizes[(stage if self.matching == "rf" else self.reference_stage) - 1]
+        return float(self.amplitude * rf), float(self.smoothness * rf)
+
+
+def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).to(dtype)
+
+
+def random_displacement(batch: int, height: int, width: int, amplitude: float, smoothness: float, *,
+                        generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Smooth random displacement fields in pixels, each with RMS displacement exactly ``amplitude``.
+
+    White Gaussian noise is drawn on a coarse grid (spacing ``smoothness / 2`` pixels, fine enough for the
+    Gaussian spectrum to be negligible beyond Nyquist), low-passed with a separable Gaussian of std
+    ``smoothness`` pixels (computed on the coarse grid, without border effects), upsampled bilinearly to the
+    image and rescaled so that ``sqrt(mean over pixels of dx^2 + dy^2) == amplitude`` for every field.
+    The noise is drawn on the CPU from ``generator`` (so a seed gives the same fields on any device).
+
+    Parameters
+    ----------
+    batch, height, width
+        Number and size of fields.
+    amplitude
+        RMS displacement in pixels (>= 0).
+    smoothness
+        Standard deviation of the Gaussian low-pass in pixels (> 0).
+    generator
+        CPU ``torch.Generator`` for reproducibility (default: the global RNG).
+    device, dtype
+        Where and in which precision to return the fields.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (batch, height, width, 2): displacement (dx, dy) in pixels.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> g = torch.Generator().manual_seed(0)
+    >>> d = lcl.random_displacement(4, 32, 32, amplitude=2.0, smoothness=4.0, generator=g)
+    >>> tuple(d.shape), [round(float(r), 4) for r in lcl.rms_displacement(d)]
+    ((4, 32, 32, 2), [2.0, 2.0, 2.0, 2.0])
+    """
+    if amplitude < 0 or not math.isfinite(amplitude):
+        raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude!r}")
+    if smoothness <= 0 or not math.isfinite(smoothness):
+        raise ValueError(f"smoothness must be a finite number > 0, got {smoothness!r}")
+    step = max(1.0, smoothness / 2.0)  # coarse-grid spacing in pixels
+    sigma = smoothness / step  # low-pass std in coarse-grid units
+    kernel = _gaussian_kernel(sigma, torch.float32)
+    radius = (kernel.numel() - 1) // 2
+    gh = int(math.ceil((height - 1) / step)) + 2
+    gw = int(math.ceil((width - 1) / step)) + 2
+    noise = torch.randn(batch, 2, gh + 2 * radius, gw + 2 * radius, generator=generator)
+    noise = noise.to(device=device, dtype=torch.float32)
+    kern = kernel.to(noise.device)
+    noise = noise.reshape(batch * 2, 1, gh + 2 * radius, gw + 2 * radius)
+    field = F.conv2d(F.conv2d(noise, kern.view(1, 1, -1, 1)), kern.view(1, 1, 1, -1))
+    # field now covers (gh, gw) coarse points spaced `step` pixels apart; take the image's extent from it.
+    field = F.interpolate(field, size=(int(round((gh - 1) * step)) + 1, int(round((gw - 1) * step)) + 1),
+                          mode="bilinear", align_corners=True)[:, :, :height, :width]
+    field = field.reshape(batch, 2, height, width)
+    rms = field.pow(2).sum(dim=1).mean(dim=(1, 2)).sqrt().clamp_min(1e-12)
+    field = field * (amplitude / rms).view(batch, 1, 1, 1)
+    return field.permute(0, 2, 3, 1).to(dtype).contiguous()
+
+
+def rms_displacement(displacement: torch.Tensor) -> torch.Tensor:
+    """RMS length of each displacement field (batch, y, x, 2) -> (batch,), in pixels.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> lcl.rms_displacement(torch.full((1, 4, 4, 2), 3.0))
+    tensor([4.2426])
+    """
+    return displacement.pow(2).sum(dim=-1).mean(dim=(1, 2)).sqrt()
+
+
+def _base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 else torch.zeros(1)
+    xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1 else torch.zeros(1)
+    gy, gx = torch.meshgrid(ys.to(device, dtype), xs.to(device, dtype), indexing="ij")
+    return torch.stack([gx, gy], dim=-1)
+
+
+def warp(images: torch.Tensor, displacement: torch.Tensor, *, padding: str = "reflection") -> torch.Tensor:
+    """Warp images by displacement fields: ``out(p) = images(p + d(p))`` with bilinear interpolation.
+
+    Parameters
+    ----------
+    images
+        (batch, channel, y, x).
+    displacement
+        (batch, y, x, 2) displacement (dx, dy) in pixels.
+    padding
+        ``grid_sample`` padding mode: ``"reflection"``, ``"border"`` or ``"zeros"``.
+
+    Returns
+    -------
+    torch.Tensor
+        Warped images, same shape as ``images``. A zero field returns the input (up to float rounding).
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> d = torch.zeros(1, 4, 4, 2); d[..., 0] = 1.0  # sample one pixel to the right
+    >>> lcl.warp(x, d)[0, 0, 0].tolist()
+    [1.0, 2.0, 3.0, 2.0]
+    """
+    if padding not in _PADDING:
+        raise ValueError(f"padding must be one of {_PADDING}, got {padding!r}")
+    b, _, h, w = images.shape
+    if displacement.shape != (b, h, w, 2):
+        raise ValueError(f"displacement must have shape {(b, h, w, 2)}, got {tuple(displacement.shape)}")
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=images.device, dtype=images.dtype)
+    grid = _base_grid(h, w, images.device, images.dtype) + displacement.to(images.dtype) * scale
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+
+
+def deform(images: torch.Tensor, amplitude: float, smoothness: float, *, generator: torch.Generator | None = None,
+           seed: int | None = None, padding: str = "reflection") -> torch.Tensor:
+    """Apply one independent smooth random deformation to each image (one ``grid_sample`` call).
+
+    Parameters
+    ----------
+    images
+        (batch, channel, y, x).
+    amplitude
+        RMS displacement in pixels (see :func:`random_displacement`); 0 is the identity warp.
+    smoothness
+        Gaussian std of the field's low-pass, in pixels.
+    generator
+        CPU ``torch.Generator`` (takes precedence over ``seed``).
+    seed
+        Seed for a fresh generator when ``generator`` is not given.
+    padding
+        ``grid_sample`` padding mode.
+
+    Returns
+    -------
+    torch.Tensor
+        Deformed images, same shape, device and dtype.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> x = torch.rand(2, 1, 32, 32)
+    >>> y = lcl.deform(x, amplitude=1.5, smoothness=3.0, seed=0)
+    >>> bool(torch.equal(y, lcl.deform(x, amplitude=1.5, smoothness=3.0, seed=0)))
+    True
+    >>> bool(torch.allclose(lcl.deform(x, 0.0, 3.0, seed=0), x, atol=1e-6))
+    True
+    """
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(int(seed))
+    b, _, h, w = images.shape
+    d = random_displacement(b, h, w, amplitude, smoothness, generator=generator, device=images.device,
+                            dtype=images.dtype)
+    return warp(images, d, padding=padding)

@@ -1,0 +1,306 @@
+"""The two-stage V1/V2 model: convolution, rectification, L2 pooling, blur downsampling, divisive normalization."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["StageConfig", "ModelConfig", "Stage", "V1V2", "ReceptiveField"]
+
+
+def _binomial(n: int) -> torch.Tensor:
+    """1-D binomial (approximately Gaussian) kernel with ``n`` taps, summing to one."""
+    row = torch.ones(1, dtype=torch.float64)
+    for _ in range(n - 1):
+        row = torch.cat([row, torch.zeros(1, dtype=torch.float64)]) + torch.cat(
+            [torch.zeros(1, dtype=torch.float64), row])
+    return row / row.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """Architecture of one stage: conv -> half-wave rectification -> L2 pooling -> blur downsampling [-> norm].
+
+    Parameters
+    ----------
+    channels
+        Number of convolution filters (simple cells) and of output channels.
+    kernel
+        Side of the square convolution kernel, in the stage's input pixels.
+    pool
+        Side of the binomial L2-pooling window (complex cells: ``sqrt(blur(relu(conv)^2))``), stride 1;
+        1 disables spatial pooling (the output is then the rectified response).
+    downsample_kernel
+        Side of the binomial blur kernel applied before subsampling.
+    stride
+        Subsampling factor of the blur-downsampling step (1 = no subsampling).
+    divisive_norm
+        Apply divisive normalization across channels after downsampling:
+        ``y_c / (sigma + sqrt(mean_c' blur(y_c'^2)))``.
+    norm_sigma
+        Semi-saturation constant of the divisive normalization.
+    bias
+        Learn a bias in the convolution.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> lcl.StageConfig(channels=32, kernel=7).kernel
+    7
+    >>> lcl.StageConfig(kernel=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: StageConfig.kernel must be a positive integer, got 0
+    """
+
+    channels: int = 64
+    kernel: int = 9
+    pool: int = 3
+    downsample_kernel: int = 4
+    stride: int = 2
+    divisive_norm: bool = False
+    norm_sigma: float = 0.1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "kernel", "pool", "downsample_kernel", "stride"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"StageConfig.{name} must be a positive integer, got {val!r}")
+        if self.downsample_kernel < self.stride:
+            raise ValueError(
+                f"StageConfig.downsample_kernel ({self.downsample_kernel}) must be at least the stride "
+                f"({self.stride}), or subsampling would skip pixels"
+            )
+        if not isinstance(self.divisive_norm, bool) or not isinstance(self.bias, bool):
+            raise ValueError("StageConfig.divisive_norm and StageConfig.bias must be booleans")
+        if not (isinstance(self.norm_sigma, (int, float)) and self.norm_sigma > 0):
+            raise ValueError(f"StageConfig.norm_sigma must be positive, got {self.norm_sigma!r}")
+
+
+def _default_stage2() -> StageConfig:
+    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the two-stage model (grayscale input by default).
+
+    Parameters
+    ----------
+    in_channels
+        Channels of the input images (1 = grayscale).
+    stage1
+        The V1 stage (default: 64 filters 9x9, L2 pooling 3, blur-downsampling 4 with stride 2).
+    stage2
+        The V2 stage (default: 128 filters 5x5, L2 pooling 3, blur-downsampling 4 with stride 2).
+
+    Examples
+    --------
+    >>> import lcl
+    >>> cfg = lcl.ModelConfig(stage1=lcl.StageConfig(channels=16))
+    >>> lcl.V1V2(cfg).stage1.conv.out_channels
+    16
+    """
+
+    in_channels: int = 1
+    stage1: StageConfig = dataclasses.field(default_factory=StageConfig)
+    stage2: StageConfig = dataclasses.field(default_factory=_default_stage2)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.in_channels, bool) or not isinstance(self.in_channels, int) or self.in_channels < 1:
+            raise ValueError(f"ModelConfig.in_channels must be a positive integer, got {self.in_channels!r}")
+        for name in ("stage1", "stage2"):
+            if not isinstance(getattr(self, name), StageConfig):
+                raise ValueError(f"ModelConfig.{name} must be a StageConfig")
+
+
+class ReceptiveField(NamedTuple):
+    """Receptive-field size and cumulative stride of a stage, in input pixels."""
+
+    size: int
+    stride: int
+
+
+class L2Pool(nn.Module):
+    """Complex-cell pooling ``sqrt(blur(x^2) + eps)`` with a fixed binomial window (stride 1, no padding)."""
+
+    def __init__(self, channels: int, size: int, eps: float = 1e-6):
+        super().__init__()
+        self.size, self.eps, self.channels = size, eps, channels
+        k = _binomial(size)
+        self.register_buffer("kernel", torch.outer(k, k).float().expand(channels, 1, size, size).clone(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size == 1:
+            return torch.sqrt(x * x + self.eps)
+        return torch.sqrt(F.conv2d(x * x, self.kernel.to(x.dtype), groups=self.channels) + self.eps)
+
+
+class BlurDownsample(nn.Module):
+    """Anti-aliased subsampling: a fixed binomial blur applied with the given stride (no padding)."""
+
+    def __init__(self, channels: int, size: int, stride: int):
+        super().__init__()
+        self.size, self.stride, self.channels = size, stride, channels
+        k = _binomial(size)
+        self.register_buffer("kernel", torch.outer(k, k).float().expand(channels, 1, size, size).clone(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size == 1 and self.stride == 1:
+            return x
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=self.channels)
+
+
+class DivisiveNorm(nn.Module):
+    """Divisive normalization: each channel divided by ``sigma`` plus the local RMS across channels (3x3 blur)."""
+
+    def __init__(self, channels: int, sigma: float):
+        super().__init__()
+        self.sigma, self.channels = sigma, channels
+        k = _binomial(3)
+        self.register_buffer("kernel", torch.outer(k, k).float()[None, None].clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        energy = (x * x).mean(dim=1, keepdim=True)
+        energy = F.conv2d(F.pad(energy, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype))
+        return x / (self.sigma + torch.sqrt(energy + 1e-12))
+
+
+class Stage(nn.Module):
+    """One stage: named submodules ``conv``, ``rectify``, ``pool``, ``downsample``, ``norm``.
+
+    Every layer is "valid" (no padding), so each output unit sees exactly :meth:`receptive_field` input pixels.
+
+    Parameters
+    ----------
+    in_channels
+        Input channels.
+    config
+        The stage's architecture.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> s = lcl.Stage(1, lcl.StageConfig(channels=8, kernel=5, pool=3, downsample_kernel=4, stride=2))
+    >>> tuple(s(torch.rand(2, 1, 32, 32)).shape)
+    (2, 8, 13, 13)
+    >>> s.receptive_field()
+    ReceptiveField(size=11, stride=2)
+    """
+
+    def __init__(self, in_channels: int, config: StageConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.conv = nn.Conv2d(in_channels, c, config.kernel, bias=config.bias)
+        self.rectify = nn.ReLU()
+        self.pool = L2Pool(c, config.pool)
+        self.downsample = BlurDownsample(c, config.downsample_kernel, config.stride)
+        self.norm = DivisiveNorm(c, config.norm_sigma) if config.divisive_norm else nn.Identity()
+
+    def layers(self) -> list[tuple[int, int]]:
+        """(kernel, stride) of every spatial operation in order (dilation is always 1)."""
+        c = self.config
+        return [(c.kernel, 1), (c.pool, 1), (c.downsample_kernel, c.stride)]
+
+    def receptive_field(self, start: ReceptiveField = ReceptiveField(1, 1)) -> ReceptiveField:
+        """Receptive field after this stage, given the receptive field ``start`` of its input units."""
+        size, jump = start.size, start.stride
+        for kernel, stride in self.layers():
+            size += (kernel - 1) * jump
+            jump *= stride
+        return ReceptiveField(int(size), int(jump))
+
+    def output_size(self, size: int) -> int:
+        """Spatial side of the output for an input of side ``size`` (0 if too small)."""
+        for kernel, stride in self.layers():
+            if size < kernel:
+                return 0
+            size = (size - kernel) // stride + 1
+        return size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.downsample(self.pool(self.rectify(self.conv(x)))))
+
+
+class V1V2(nn.Module):
+    """Two-stage model of V1 and V2 with submodules ``stage1`` and ``stage2``.
+
+    ``forward(x)`` returns the stage-2 output; :meth:`features` returns any stage's output. Record stages with
+    ``data.record(model, stimuli, layers=["stage1", "stage2"])``.
+
+    Parameters
+    ----------
+    config
+        Architecture; default :class:`ModelConfig`.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> m = lcl.V1V2()
+    >>> m.receptive_field(1), m.receptive_field(2)
+    (13, 39)
+    >>> m.cumulative_stride(2)
+    4
+    >>> tuple(m(torch.rand(1, 1, 64, 64)).shape)
+    (1, 128, 9, 9)
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.stage1 = Stage(self.config.in_channels, self.config.stage1)
+        self.stage2 = Stage(self.config.stage1.channels, self.config.stage2)
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The stages in order."""
+        return [self.stage1, self.stage2]
+
+    def _check_stage(self, stage: int) -> None:
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+
+    def rf(self, stage: int) -> ReceptiveField:
+        """Receptive-field size and cumulative stride of ``stage`` (1 or 2), in input pixels."""
+        self._check_stage(stage)
+        field = ReceptiveField(1, 1)
+        for s in self.stages[:stage]:
+            field = s.receptive_field(field)
+        return field
+
+    def receptive_field(self, stage: int) -> int:
+        """Receptive-field side of one output unit of ``stage``, in input pixels.
+
+        Computed by composing (kernel, stride) of every convolution, pooling and blur-downsampling layer:
+        ``rf += (kernel - 1) * jump; jump *= stride``.
+        """
+        return self.rf(stage).size
+
+    def cumulative_stride(self, stage: int) -> int:
+        """Distance in input pixels between neighbouring output units of ``stage``."""
+        return self.rf(stage).stride
+
+    def output_size(self, size: int, stage: int) -> int:
+        """Spatial side of ``stage``'s output for a square input of side ``size`` (0 if too small)."""
+        self._check_stage(stage)
+        for s in self.stages[:stage]:
+            size = s.output_size(size)
+        return size
+
+    def features(self, x: torch.Tensor, stage: int = 2) -> torch.Tensor:
+        """Output of ``stage`` (1 or 2) for images ``x`` of shape (batch, in_channels, y, x)."""
+        self._check_stage(stage)
+        for s in self.stages[:stage]:
+            x = s(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage2(self.stage1(x))
