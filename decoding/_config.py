@@ -16,6 +16,7 @@ __all__ = [
     "DataConfig",
     "StudyConfig",
     "default_config",
+    "study_config_from_json",
     "PRESETS",
 ]
 
@@ -299,6 +300,8 @@ class TrainConfig:
         Side of the random sub-patches cut from each (reconstruction, original) pair; ``0`` uses whole images.
     flips
         Random horizontal/vertical flips and transposes of each pair.
+    schedule
+        ``"cosine"`` decay of the learning rate over all steps, or ``"constant"``.
     seed
         Seed of the initial weights and of every epoch's order, crops and flips.
     checkpoint_every
@@ -317,6 +320,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     patch_size: int = 64
     flips: bool = True
+    schedule: str = "cosine"
     seed: int = 0
     checkpoint_every: int = 1
 
@@ -328,8 +332,10 @@ class TrainConfig:
         _positive("patch_size", self.patch_size, integer=True, allow_zero=True)
         if not isinstance(self.flips, bool):
             raise TypeError(f"flips must be a bool, got {self.flips!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         _positive("checkpoint_every", self.checkpoint_every, integer=True)
 
 
@@ -462,7 +468,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
-    """A named study configuration, optionally with components replaced.
+    """A named study configuration, optionally with parts replaced.
 
     Parameters
     ----------
@@ -470,7 +476,8 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
         ``"paper"`` (5398 cells on 128 x 128 crops, the benchmark), ``"demo"`` (64 x 64, about 2-3 minutes on
         2 CPU cores) or ``"tiny"`` (seconds; tests).
     **overrides
-        Fields of :class:`StudyConfig` to replace (e.g. ``train=TrainConfig(epochs=1)``).
+        Fields of :class:`StudyConfig`: a component config replaces the preset's, a dict updates only the
+        fields it names (e.g. ``train={"epochs": 1}``); unknown names raise.
 
     Returns
     -------
@@ -479,16 +486,60 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     Raises
     ------
     ValueError
-        For an unknown preset.
+        For an unknown preset or unknown field names.
 
     Examples
     --------
     >>> import decoding
     >>> decoding.default_config("demo").retina.image_size
     64
-    >>> decoding.default_config("paper").retina.n_cells
-    5398
+    >>> decoding.default_config("paper", train={"epochs": 3}).train.epochs
+    3
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return StudyConfig(**{**PRESETS[preset], **overrides})
+    base = StudyConfig(**PRESETS[preset])
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown StudyConfig field(s) {unknown}; valid: {sorted(fields)}")
+    changes: dict[str, Any] = {}
+    for name, value in overrides.items():
+        current = getattr(base, name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(current):
+            valid = {f.name for f in dataclasses.fields(current)}
+            bad = sorted(set(value) - valid)
+            if bad:
+                raise ValueError(f"unknown key(s) {bad} for [{name}]; valid keys: {sorted(valid)}")
+            value = dataclasses.replace(current, **value)
+        changes[name] = value
+    return dataclasses.replace(base, **changes)
+
+
+def study_config_from_json(text: str) -> StudyConfig:
+    """Rebuild a :class:`StudyConfig` from the JSON stored in results and checkpoints (``attrs["config"]``).
+
+    Parameters
+    ----------
+    text
+        JSON of ``dataclasses.asdict(config)`` (a ``"type"`` key is ignored).
+
+    Returns
+    -------
+    StudyConfig
+
+    Examples
+    --------
+    >>> import json, dataclasses, decoding
+    >>> cfg = decoding.default_config("tiny")
+    >>> decoding.study_config_from_json(json.dumps(dataclasses.asdict(cfg))) == cfg
+    True
+    """
+    import json
+
+    values = json.loads(text)
+    values.pop("type", None)
+    parts = {"data": DataConfig, "retina": RetinaConfig, "decoder": DecoderConfig, "enhancer": EnhancerConfig,
+             "train": TrainConfig}
+    kwargs = {k: (parts[k](**v) if k in parts else v) for k, v in values.items()}
+    return StudyConfig(**kwargs)

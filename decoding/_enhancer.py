@@ -1,0 +1,368 @@
+"""Stage 2: a convolutional autoencoder that enhances linear reconstructions, with seeded, resumable training."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import data
+
+from ._config import EnhancerConfig, TrainConfig
+
+__all__ = ["Enhancer", "train_enhancer", "load_enhancer"]
+
+
+def _block(c_in: int, c_out: int, k: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
+
+
+class Enhancer(nn.Module):
+    """Convolutional autoencoder on linear reconstructions (Parthasarathy et al. 2017).
+
+    Encoder ``conv -> batch norm -> ReLU`` per layer (paper: 64@7x7, 128@5x5, 256@3x3, 256@3x3, stride 2);
+    the decoder mirrors it (bilinear upsampling where the encoder strided, then ``conv -> batch norm -> ReLU``),
+    ending with a convolution to one channel. With ``residual=True`` the network's output is added to its input.
+
+    Parameters
+    ----------
+    config
+        Architecture (default: the paper's).
+    seed
+        Seed of the initial weights (the global torch RNG is left untouched).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from decoding import Enhancer, EnhancerConfig
+    >>> net = Enhancer(EnhancerConfig(width=0.125), seed=0)
+    >>> net(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 1, 32, 32])
+    """
+
+    def __init__(self, config: EnhancerConfig | None = None, *, seed: int = 0) -> None:
+        super().__init__()
+        config = EnhancerConfig() if config is None else config
+        if not isinstance(config, EnhancerConfig):
+            raise TypeError(f"config must be an EnhancerConfig, got {type(config).__name__}")
+        self.config = config
+        chans = config.scaled_channels
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            enc: list[nn.Module] = []
+            c_in = 1
+            for c, k, s in zip(chans, config.kernels, config.strides):
+                enc += _block(c_in, c, k, s)
+                c_in = c
+            dec: list[nn.Module] = []
+            for i in reversed(range(len(chans))):
+                if config.strides[i] == 2:
+                    dec.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+                k = config.kernels[i]
+                if i > 0:
+                    dec += _block(chans[i], chans[i - 1], k, 1)
+                else:
+                    dec.append(nn.Conv2d(chans[0], 1, k, padding=k // 2))
+            self.encoder = nn.Sequential(*enc)
+            self.decoder = nn.Sequential(*dec)
+            if config.residual:  # start as the identity map: the linear reconstruction
+                nn.init.zeros_(self.decoder[-1].weight)
+                nn.init.zeros_(self.decoder[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Enhance ``(n, 1, y, x)`` (or ``(n, y, x)``) reconstructions; sides must be multiples of the
+        downsampling factor."""
+        squeeze = x.ndim == 3
+        if squeeze:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"input must be (n, 1, y, x) or (n, y, x), got shape {tuple(x.shape)}")
+        f = self.config.downsampling
+        if x.shape[-1] % f or x.shape[-2] % f:
+            raise ValueError(f"image sides must be multiples of {f}, got {tuple(x.shape[-2:])}")
+        y = self.decoder(self.encoder(x))
+        if self.config.residual:
+            y = y + x
+        return y[:, 0] if squeeze else y
+
+    def enhance(self, reconstructions: Any, *, batch_size: int = 64, device: str | torch.device | None = None
+                ) -> np.ndarray:
+        """Apply the (evaluation-mode) network to an array of reconstructions, in batches.
+
+        Parameters
+        ----------
+        reconstructions
+            Array ``(n, y, x)``.
+        batch_size
+            Images per batch.
+        device
+            Device to run on (default: where the parameters are).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, y, x)`` float32.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from decoding import Enhancer, EnhancerConfig
+        >>> net = Enhancer(EnhancerConfig(width=0.125))
+        >>> x = np.random.default_rng(0).random((3, 16, 16)).astype("float32")
+        >>> bool(np.allclose(net.enhance(x), x))  # a fresh residual enhancer is the identity
+        True
+        """
+        x = np.asarray(reconstructions, dtype=np.float32)
+        if x.ndim != 3 or x.shape[0] == 0:
+            raise ValueError(f"reconstructions must be a non-empty (n, y, x) array, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("reconstructions contain NaN or inf values")
+        dev = next(self.parameters()).device if device is None else torch.device(device)
+        was_training = self.training
+        self.eval()
+        out = np.empty_like(x)
+        self.to(dev)
+        try:
+            with torch.no_grad():
+                for s in range(0, len(x), batch_size):
+                    out[s:s + batch_size] = self(torch.from_numpy(x[s:s + batch_size]).to(dev)).cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+
+
+def _batches(n: int, size: int, patch: int, cfg: TrainConfig, epoch: int):
+    """Per epoch: a permutation, crop corners and D4 transforms, all from one generator seeded by (seed, epoch)."""
+    g = _epoch_generator(cfg.seed, epoch)
+    order = torch.randperm(n, generator=g)
+    corners = torch.randint(0, size - patch + 1, (n, 2), generator=g)
+    d4 = torch.randint(0, 8, (n,), generator=g) if cfg.flips else torch.zeros(n, dtype=torch.long)
+    for s in range(0, n, cfg.batch_size):
+        idx = order[s:s + cfg.batch_size]
+        yield idx, corners[s:s + cfg.batch_size], d4[s:s + cfg.batch_size]
+
+
+def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: torch.Tensor, patch: int
+         ) -> torch.Tensor:
+    ar = torch.arange(patch)
+    rows = (corners[:, 0, None] + ar)[:, :, None]
+    cols = (corners[:, 1, None] + ar)[:, None, :]
+    out = images[idx[:, None, None], rows, cols]
+    res = []
+    for img, t in zip(out, d4.tolist()):
+        if t & 1:
+            img = img.flip(-1)
+        if t & 2:
+            img = img.flip(-2)
+        if t & 4:
+            img = img.transpose(-1, -2)
+        res.append(img)
+    return torch.stack(res)[:, None]
+
+
+def _lr(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d.pop("epochs")
+    d.pop("checkpoint_every")
+    return d
+
+
+def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConfig | None = None, *,
+                   checkpoint: str | Path | None = None, resume: bool = False,
+                   device: str | torch.device = "cpu", progress: bool = True) -> dict[str, list[float]]:
+    """Train an enhancer to map reconstructions to images (MSE, Adam), with checkpoints and exact resume.
+
+    Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
+    ``(config.seed, epoch)``; the learning rate follows a cosine (or constant) schedule of the global step.
+    Checkpoints hold weights, optimizer state, both configs, the loss history and provenance (git commit),
+    written atomically. Resuming from a checkpoint therefore continues exactly as the uninterrupted run would
+    (same device and thread count).
+
+    Parameters
+    ----------
+    model
+        The network (its weights are updated in place).
+    inputs
+        Reconstructions ``(n, size, size)``.
+    targets
+        Original images ``(n, size, size)``.
+    config
+        Training settings.
+    checkpoint
+        Path of the checkpoint file (``.pt``), written every ``config.checkpoint_every`` epochs and at the end.
+    resume
+        Continue from ``checkpoint`` if it exists (its architecture and training settings, except ``epochs``,
+        must match); a finished run is not retrained.
+    device
+        Torch device.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``{"epoch": [...], "train_loss": [...], "seconds": [...]}``, one entry per completed epoch (including
+        those before a resume).
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, NaN, images too small for the patch size, or a checkpoint from another setup.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.random((8, 16, 16)).astype("float32")
+    >>> x = y + 0.1 * rng.normal(size=y.shape).astype("float32")
+    >>> net = Enhancer(EnhancerConfig(width=0.125, channels=(64, 128), kernels=(3, 3), strides=(2, 2)))
+    >>> hist = train_enhancer(net, x, y, TrainConfig(epochs=2, batch_size=4, patch_size=8), progress=False)
+    >>> hist["epoch"]
+    [1, 2]
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(model, Enhancer):
+        raise TypeError(f"model must be an Enhancer, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    x = np.asarray(inputs, dtype=np.float32)
+    y = np.asarray(targets, dtype=np.float32)
+    if x.shape != y.shape or x.ndim != 3:
+        raise ValueError(f"inputs {x.shape} and targets {y.shape} must be equal (n, size, size) arrays")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch: no training pairs")
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(f"training images must be square, got {x.shape[1]} x {x.shape[2]}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("inputs or targets contain NaN or inf values")
+    size = x.shape[1]
+    patch = config.patch_size or size
+    if patch > size:
+        raise ValueError(f"patch_size {patch} exceeds the image size {size}")
+    if patch % model.config.downsampling:
+        raise ValueError(f"patch size {patch} must be a multiple of the downsampling {model.config.downsampling}")
+    dev = torch.device(device)
+    model.to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
+    start_epoch = 0
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        if state["enhancer_config"] != asdict(model.config):
+            raise ValueError(f"checkpoint {ckpt_path} has another architecture: {state['enhancer_config']}")
+        if _comparable(TrainConfig(**state["train_config"])) != _comparable(config):
+            raise ValueError(f"checkpoint {ckpt_path} was trained with other settings: {state['train_config']}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = state["history"]
+        start_epoch = int(state["epoch"])
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="enhancer", unit="step",
+               disable=not progress)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            t0, losses = time.perf_counter(), []
+            for i, (idx, corners, d4) in enumerate(_batches(len(x), size, patch, config, epoch)):
+                for group in opt.param_groups:
+                    group["lr"] = _lr(config, epoch * steps_per_epoch + i, total)
+                xb = _cut(xt, idx, corners, d4, patch).to(dev)
+                yb = _cut(yt, idx, corners, d4, patch).to(dev)
+                loss = torch.nn.functional.mse_loss(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4g}")
+            history["epoch"].append(epoch + 1)
+            history["train_loss"].append(float(np.mean(losses)))
+            history["seconds"].append(time.perf_counter() - t0)
+            last = epoch + 1 == config.epochs
+            if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
+                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history)
+    finally:
+        bar.close()
+    model.eval()
+    return history
+
+
+def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, config: TrainConfig, epoch: int,
+                     history: dict[str, list[float]]) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "enhancer_config": asdict(model.config),
+        "train_config": asdict(config),
+        "provenance": data.provenance({"enhancer": asdict(model.config), "train": asdict(config)}, config.seed),
+    }
+    with data.atomic_write(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[Enhancer, dict[str, Any]]:
+    """Load a trained enhancer from a checkpoint written by :func:`train_enhancer`.
+
+    Parameters
+    ----------
+    path
+        The ``.pt`` checkpoint.
+    device
+        Where to put the weights.
+
+    Returns
+    -------
+    model : Enhancer
+        In evaluation mode.
+    state : dict
+        The checkpoint's ``epoch``, ``history``, configs and ``provenance``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import numpy as np, pathlib, tempfile
+    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer, load_enhancer
+    >>> cfg = EnhancerConfig(width=0.125, channels=(64,), kernels=(3,), strides=(2,))
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.pt"
+    >>> x = np.zeros((4, 8, 8), dtype="float32")
+    >>> _ = train_enhancer(Enhancer(cfg), x, x, TrainConfig(epochs=1, patch_size=0), checkpoint=p,
+    ...                    progress=False)
+    >>> load_enhancer(p)[1]["epoch"]
+    1
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = Enhancer(EnhancerConfig(**state["enhancer_config"])).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    meta = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
+    return model, meta

@@ -1,0 +1,352 @@
+"""The whole study: crops split by photograph, spikes, linear / point-wise / enhanced decoding, metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+import data
+
+from . import metrics
+from ._config import DataConfig, StudyConfig
+from ._enhancer import Enhancer, train_enhancer
+from ._linear import LinearDecoder, PointwiseNonlinearity
+from ._retina import Retina
+
+__all__ = ["split_by_source", "make_datasets", "evaluate", "run_study", "load_results", "summary_table", "METHODS"]
+
+METHODS = ("linear", "pointwise", "enhanced")
+
+
+def split_by_source(photos: xr.Dataset, test_sources: tuple[str, ...] | list[str] = (), *, n_test: int = 4,
+                    seed: int = 0) -> tuple[xr.Dataset, xr.Dataset]:
+    """Split a set of photographs into train and test photographs by their ``source`` name.
+
+    Parameters
+    ----------
+    photos
+        Stimulus set with a ``source`` coordinate (e.g. ``data.natural_images()``).
+    test_sources
+        Names of the test photographs; empty: ``n_test`` names drawn with ``seed``.
+    n_test
+        Number of test photographs to draw when ``test_sources`` is empty.
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    train, test : xarray.Dataset
+        Disjoint stimulus sets; every photograph is in exactly one.
+
+    Raises
+    ------
+    ValueError
+        For unknown names, no ``source`` coordinate, or a split that leaves either side empty.
+
+    Examples
+    --------
+    >>> import data
+    >>> from decoding import split_by_source
+    >>> photos = data.natural_images(size=32, names=["camera", "moon", "coins"])
+    >>> train, test = split_by_source(photos, ["moon"])
+    >>> train.source.values.tolist(), test.source.values.tolist()
+    (['camera', 'coins'], ['moon'])
+    """
+    data.validate_stimuli(photos)
+    if "source" not in photos.coords:
+        raise ValueError("photographs need a 'source' coordinate naming each photograph")
+    sources = photos["source"].values.astype(str)
+    names = sorted(set(sources.tolist()))
+    if test_sources:
+        unknown = sorted(set(test_sources) - set(names))
+        if unknown:
+            raise ValueError(f"unknown test photograph(s) {unknown}; available: {names}")
+        test = sorted(set(test_sources))
+    else:
+        if not 0 < n_test < len(names):
+            raise ValueError(f"n_test must be in [1, {len(names) - 1}] for {len(names)} photographs, got {n_test}")
+        test = sorted(np.random.default_rng(seed).choice(names, n_test, replace=False).tolist())
+    is_test = np.isin(sources, test)
+    if is_test.all():
+        raise ValueError("every photograph is a test photograph: nothing left to train on")
+    return photos.isel(stimulus_id=~is_test), photos.isel(stimulus_id=is_test)
+
+
+def _d4(images: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    out = images.copy()
+    for i, t in enumerate(codes):
+        img = images[i]
+        if t & 1:
+            img = img[:, ::-1]
+        if t & 2:
+            img = img[::-1, :]
+        if t & 4:
+            img = img.T
+        out[i] = img
+    return out
+
+
+def _crops(photos: xr.Dataset, n: int, size: int, seed: int, prefix: str, flips: bool) -> xr.Dataset:
+    patches = data.sample_patches(photos, n, size, seed=seed)
+    codes = np.random.default_rng((seed, 8)).integers(0, 8, n) if flips else np.zeros(n, dtype=np.int64)
+    images = _d4(patches["image"].values, codes)
+    patches = patches.assign(image=(patches["image"].dims, images))
+    patches = patches.assign_coords(stimulus_id=[f"{prefix}{i:06d}" for i in range(n)],
+                                    transform=("stimulus_id", codes))
+    return data.validate_stimuli(patches)
+
+
+def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
+    """The study's images: training crops (decoder, enhancer) and test crops, from disjoint photographs.
+
+    The bundled photographs (``data.natural_images(config.photo_size)``) are split by source first
+    (:func:`split_by_source`), then each side is cropped with ``data.sample_patches``; training crops get a random
+    flip/transpose each (``transform`` coordinate: bit 0 left-right, bit 1 up-down, bit 2 transpose).
+
+    Parameters
+    ----------
+    config
+        Data settings.
+    image_size
+        Side of the crops (the retina's image size).
+
+    Returns
+    -------
+    dict
+        ``"decoder"``, ``"enhancer"``, ``"test"`` stimulus sets (ids prefixed ``dec``, ``enh``, ``test``).
+
+    Examples
+    --------
+    >>> from decoding import DataConfig, make_datasets
+    >>> sets = make_datasets(DataConfig(photo_size=64, n_decoder=4, n_enhancer=2, n_test=3), 32)
+    >>> {k: v.sizes["stimulus_id"] for k, v in sets.items()}
+    {'decoder': 4, 'enhancer': 2, 'test': 3}
+    >>> set(sets["test"].source.values) & set(sets["decoder"].source.values)
+    set()
+    """
+    if image_size > config.photo_size:
+        raise ValueError(f"crop size {image_size} exceeds the photograph size {config.photo_size}")
+    photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
+    train, test = split_by_source(photos, config.test_sources, n_test=config.n_test_sources, seed=config.seed)
+    s = config.seed * 10
+    return {
+        "decoder": _crops(train, config.n_decoder, image_size, s + 1, "dec", config.flips),
+        "enhancer": _crops(train, config.n_enhancer, image_size, s + 2, "enh", config.flips),
+        "test": _crops(test, config.n_test, image_size, s + 3, "test", False),
+    }
+
+
+def evaluate(reference: Any, reconstructions: dict[str, Any], *, data_range: float = 1.0,
+             stimulus_id: Any = None) -> xr.Dataset:
+    """MSE, PSNR and SSIM of each method's reconstructions, per image.
+
+    Parameters
+    ----------
+    reference
+        True images ``(n, y, x)`` (array or stimulus set).
+    reconstructions
+        ``{method name: array (n, y, x)}``.
+    data_range
+        Range of the images' domain (1.0 for [0, 1]).
+    stimulus_id
+        Image ids (default: the stimulus set's, else ``0..n-1``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``mse``, ``psnr``, ``ssim`` with dims ``(decoder, stimulus_id)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from decoding import evaluate
+    >>> ref = np.random.default_rng(0).random((2, 16, 16))
+    >>> ev = evaluate(ref, {"same": ref, "noisy": ref + 0.1})
+    >>> ev.psnr.sel(decoder="noisy").round(6).values.tolist()
+    [20.0, 20.0]
+    """
+    if isinstance(reference, xr.Dataset):
+        data.validate_stimuli(reference)
+        stimulus_id = reference["stimulus_id"].values if stimulus_id is None else stimulus_id
+        reference = reference["image"].values
+    ref = np.asarray(reference)
+    if not reconstructions:
+        raise ValueError("no reconstructions to evaluate")
+    ids = np.arange(len(ref)) if stimulus_id is None else np.asarray(stimulus_id)
+    names = list(reconstructions)
+    out = {k: np.stack([np.atleast_1d(fn(ref, reconstructions[m], **kw)) for m in names])
+           for k, fn, kw in (("mse", metrics.mse, {}), ("psnr", metrics.psnr, {"data_range": data_range}),
+                             ("ssim", metrics.ssim, {"data_range": data_range}))}
+    return xr.Dataset({k: (("decoder", "stimulus_id"), v) for k, v in out.items()},
+                      coords={"decoder": names, "stimulus_id": ids}, attrs={"data_range": float(data_range)})
+
+
+def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None = None, resume: bool = False,
+              device: str | torch.device = "cpu", progress: bool = True) -> xr.Dataset:
+    """Simulate, decode (linear, point-wise, enhanced) and evaluate on held-out photographs.
+
+    Steps: crops split by photograph (:func:`make_datasets`); spike counts from :class:`Retina` (independent
+    noise per set); :class:`LinearDecoder` fitted on the decoder crops; linear reconstructions of fresh crops with
+    fresh spikes train the :class:`PointwiseNonlinearity` and the :class:`Enhancer`; all three are scored on the
+    test crops.
+
+    Parameters
+    ----------
+    config
+        The study (default ``default_config("demo")``).
+    out_dir
+        If given: the enhancer checkpoint (``enhancer.pt``) and the results (``results.nc``) are written there.
+    resume
+        Continue the enhancer's training from ``out_dir/enhancer.pt`` (everything before it is deterministic and
+        recomputed).
+    device
+        Torch device for the retina, the decoder and the enhancer.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mse``, ``psnr``, ``ssim`` ``(decoder, stimulus_id)`` with ``source_image`` per test image;
+        ``original (example, y, x)`` and ``reconstruction (decoder, example, y, x)`` for ``n_examples`` test
+        images; ``train_loss (epoch)``; attributes: provenance, ``config`` (JSON), train/test photographs,
+        ``mean_count``, ``seconds`` (JSON timings) and ``summary`` (JSON mean metrics per method).
+
+    Examples
+    --------
+    >>> import decoding
+    >>> res = decoding.run_study(decoding.default_config("tiny"), progress=False)  # doctest: +SKIP
+    >>> res.psnr.mean("stimulus_id").sel(decoder="enhanced")  # doctest: +SKIP
+    """
+    config = StudyConfig() if config is None else config
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and out is None:
+        raise ValueError("resume needs out_dir (where the checkpoint is)")
+    timings: dict[str, float] = {}
+
+    def tick(name: str, t0: float) -> float:
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return time.perf_counter()
+
+    t = time.perf_counter()
+    size = config.retina.image_size
+    sets = make_datasets(config.data, size)
+    t = tick("data", t)
+    retina = Retina(config.retina).to(device)
+    seed = config.retina.seed
+    counts = {name: retina.simulate(sets[name], seed=seed + k, batch_size=config.batch_size, progress=progress)
+              for k, name in enumerate(("decoder", "enhancer", "test"))}
+    t = tick("simulate", t)
+    dec = LinearDecoder(config.decoder.alpha, chunk_size=config.decoder.chunk_size, dtype=config.decoder.dtype,
+                        device=device, progress=progress).fit(counts["decoder"], sets["decoder"])
+    t = tick("fit_linear", t)
+    lin_enh = dec.predict(counts["enhancer"], batch_size=config.batch_size)
+    lin_test = dec.predict(counts["test"], batch_size=config.batch_size)
+    t = tick("predict_linear", t)
+    enh_images = sets["enhancer"]["image"].values
+    pointwise = PointwiseNonlinearity(config.decoder.pointwise_samples, seed=config.data.seed).fit(lin_enh,
+                                                                                                  enh_images)
+    t = tick("fit_pointwise", t)
+    model = Enhancer(config.enhancer, seed=config.train.seed)
+    history = train_enhancer(model, lin_enh, enh_images, config.train,
+                             checkpoint=None if out is None else out / "enhancer.pt", resume=resume,
+                             device=device, progress=progress)
+    t = tick("train_enhancer", t)
+    recon = {"linear": lin_test, "pointwise": pointwise.transform(lin_test),
+             "enhanced": model.enhance(lin_test, batch_size=config.batch_size, device=device)}
+    test = sets["test"]
+    scores = evaluate(test, recon)
+    t = tick("evaluate", t)
+    n_ex = min(config.n_examples, test.sizes["stimulus_id"])
+    ex = np.unique(np.linspace(0, test.sizes["stimulus_id"] - 1, n_ex).round().astype(int))
+    results = scores.assign_coords(source_image=("stimulus_id", test["source"].values.astype(str)))
+    results["original"] = (("example", "y", "x"), test["image"].values[ex])
+    results["reconstruction"] = (("decoder", "example", "y", "x"), np.stack([recon[m][ex] for m in METHODS]))
+    results = results.assign_coords(example=test["stimulus_id"].values[ex],
+                                    example_source=("example", test["source"].values[ex].astype(str)))
+    results["train_loss"] = (("epoch",), np.asarray(history["train_loss"], dtype=np.float64))
+    results = results.assign_coords(epoch=np.asarray(history["epoch"], dtype=np.int64))
+    summary = {m: {k: float(results[k].sel(decoder=m).mean()) for k in ("mse", "psnr", "ssim")} for m in METHODS}
+    train_sources = sorted(set(sets["decoder"]["source"].values.astype(str)) |
+                           set(sets["enhancer"]["source"].values.astype(str)))
+    results.attrs.update({
+        **data.provenance(config, config.data.seed),
+        "test_sources": json.dumps(sorted(set(test["source"].values.astype(str)))),
+        "train_sources": json.dumps(train_sources),
+        "n_cells": retina.n_cells,
+        "mean_count": float(counts["test"].mean()),
+        "linear_lambda": float(dec.lambda_),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "seconds": json.dumps(timings),
+        "summary": json.dumps(summary),
+    })
+    if out is not None:
+        data.save(results, out / "results.nc", config=config, seed=config.data.seed)
+    return results
+
+
+def load_results(path: str | Path) -> xr.Dataset:
+    """Read results written by :func:`run_study` (``results.nc``).
+
+    Parameters
+    ----------
+    path
+        The netCDF file.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    ValueError
+        If the file is not a decoding results file.
+
+    Examples
+    --------
+    >>> import decoding
+    >>> decoding.load_results("missing.nc")  # doctest: +SKIP
+    """
+    res = data.load(path)
+    if not isinstance(res, xr.Dataset) or not {"psnr", "ssim", "reconstruction", "original"} <= set(res.data_vars):
+        raise ValueError(f"{path} is not a decoding results file (needs psnr, ssim, original, reconstruction)")
+    return res
+
+
+def summary_table(results: xr.Dataset) -> str:
+    """Mean (and standard error) of MSE, PSNR and SSIM per method, as text.
+
+    Parameters
+    ----------
+    results
+        Output of :func:`run_study` (or :func:`evaluate`).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from decoding import evaluate, summary_table
+    >>> ref = np.random.default_rng(0).random((2, 16, 16))
+    >>> print(summary_table(evaluate(ref, {"noisy": ref + 0.1})).splitlines()[1])
+    noisy        0.01000      20.00 +- 0.00    0.xxx
+    """
+    lines = [f"{'decoder':<12} {'MSE':>8} {'PSNR (dB)':>16} {'SSIM':>16}"]
+    n = results.sizes["stimulus_id"]
+    for m in results["decoder"].values:
+        r = results.sel(decoder=m)
+        se = lambda v: float(v.std()) / np.sqrt(max(n - 1, 1))  # noqa: E731
+        lines.append(f"{m!s:<12} {float(r.mse.mean()):>8.5f} {float(r.psnr.mean()):>10.2f} +- {se(r.psnr):.2f}"
+                     f" {float(r.ssim.mean()):>9.4f} +- {se(r.ssim):.4f}")
+    return "\n".join(lines)
