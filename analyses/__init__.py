@@ -11,6 +11,9 @@ from ._textures import (
     texture_stimuli,
     validate_texture_config,
 )
+from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
+from ._modulation import modulation_index, texture_modulation
+from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
 
 __all__ = [
     # stimuli
@@ -22,4 +25,15 @@ __all__ = [
     "portilla_simoncelli_loss",
     "default_cache_dir",
     "LARGE_TEXTURE_FAMILIES",
+    # simulated primate recording
+    "SimulatedRecordingConfig",
+    "simulated_recording",
+    "validate_simulated_config",
+    # texture modulation
+    "texture_modulation",
+    "modulation_index",
+    # assembly preprocessing
+    "average_time",
+    "average_repetitions",
+    "RESPONSE_WINDOW_MS",
 ]
