@@ -12,7 +12,15 @@ from ._textures import (
     validate_texture_config,
 )
 from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
+from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
 from ._modulation import modulation_index, texture_modulation
+from ._predictivity import (
+    PredictivityConfig,
+    neural_predictivity,
+    spearman_brown,
+    split_half_ceiling,
+    validate_predictivity_config,
+)
 from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
 
 __all__ = [
@@ -32,6 +40,18 @@ __all__ = [
     # texture modulation
     "texture_modulation",
     "modulation_index",
+    # neural predictivity
+    "PredictivityConfig",
+    "neural_predictivity",
+    "split_half_ceiling",
+    "spearman_brown",
+    "validate_predictivity_config",
+    # batch jobs
+    "run_jobs",
+    "JobStep",
+    "JobFailure",
+    "JobsFailedError",
+    "EXECUTORS",
     # assembly preprocessing
     "average_time",
     "average_repetitions",

@@ -1,0 +1,412 @@
+"""Neural predictivity in Brain-Score's convention (FreemanZiemba2013): cross-validated PLS/ridge regression,
+Pearson r per neuroid, split-half (Spearman-Brown) ceiling."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+
+import numpy as np
+import xarray as xr
+
+import data
+
+from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
+
+__all__ = [
+    "PredictivityConfig",
+    "neural_predictivity",
+    "split_half_ceiling",
+    "spearman_brown",
+    "validate_predictivity_config",
+]
+
+REGRESSIONS = ("pls", "ridge")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictivityConfig:
+    """Brain-Score's FreemanZiemba2013 predictivity protocol (defaults) and its options.
+
+    Parameters
+    ----------
+    regression
+        ``"pls"`` (sklearn ``PLSRegression(n_components, scale=False)``, as Brain-Score) or ``"ridge"``
+        (``RidgeCV`` over ``ridge_alphas`` with one alpha per neuroid, chosen by leave-one-out on the training
+        stimuli).
+    n_components
+        PLS components (Brain-Score: 25). Must not exceed the training stimuli or model features.
+    ridge_alphas
+        Candidate ridge penalties.
+    n_splits
+        Shuffle splits (Brain-Score: 10).
+    train_size
+        Fraction of stimuli used for training in each split (Brain-Score: 0.9; test = the rest).
+    stratify
+        Presentation coordinate to stratify the splits by when the neural assembly has it (Brain-Score:
+        ``texture_type``); ``None`` for plain shuffle splits.
+    ceiling_splits
+        Random split-halves of the repetitions for the ceiling.
+    window_ms
+        Response window averaged when assemblies have time bins (Brain-Score: 50-200 ms).
+    seed
+        ``random_state`` of the stimulus splits and of the repetition split-halves (Brain-Score: 1).
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.PredictivityConfig(regression="ridge").n_splits
+    10
+    """
+
+    regression: str = "pls"
+    n_components: int = 25
+    ridge_alphas: tuple[float, ...] = tuple(float(10.0 ** k) for k in range(-3, 7))
+    n_splits: int = 10
+    train_size: float = 0.9
+    stratify: str | None = "texture_type"
+    ceiling_splits: int = 10
+    window_ms: tuple[float, float] = RESPONSE_WINDOW_MS
+    seed: int = 1
+
+
+def validate_predictivity_config(config: PredictivityConfig) -> PredictivityConfig:
+    """Check a :class:`PredictivityConfig`; return it unchanged.
+
+    Parameters
+    ----------
+    config
+        The config.
+
+    Returns
+    -------
+    PredictivityConfig
+
+    Raises
+    ------
+    ValueError
+        Naming the problem (unknown regression, bad sizes).
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.validate_predictivity_config(analyses.PredictivityConfig(regression="svm"))
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown regression 'svm'; choose one of ('pls', 'ridge')
+    """
+    if not isinstance(config, PredictivityConfig):
+        raise TypeError(f"expected a PredictivityConfig, got {type(config).__name__}")
+    c = config
+    if c.regression not in REGRESSIONS:
+        raise ValueError(f"unknown regression {c.regression!r}; choose one of {REGRESSIONS}")
+    for field in ("n_components", "n_splits", "ceiling_splits"):
+        v = getattr(c, field)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{field} must be a positive integer, got {v!r}")
+    if not 0 < c.train_size < 1:
+        raise ValueError(f"train_size must lie in (0, 1), got {c.train_size}")
+    if not c.ridge_alphas or any(not a > 0 for a in c.ridge_alphas):
+        raise ValueError(f"ridge_alphas must be positive, got {c.ridge_alphas}")
+    if c.window_ms is not None and not c.window_ms[0] < c.window_ms[1]:
+        raise ValueError(f"window_ms must be (start, end) with start < end, got {c.window_ms}")
+    return config
+
+
+def spearman_brown(r: np.ndarray | float, n: float = 2.0) -> np.ndarray:
+    """Spearman-Brown prophecy: reliability of a measure ``n`` times longer, ``n r / (1 + (n - 1) r)``.
+
+    Parameters
+    ----------
+    r
+        Correlation(s) between parts.
+    n
+        Length factor (2 for a split-half).
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import analyses
+    >>> float(analyses.spearman_brown(0.5))
+    0.6666666666666666
+    """
+    r = np.asarray(r, dtype=np.float64)
+    return n * r / (1 + (n - 1) * r)
+
+
+def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns of ``a`` and ``b`` (rows = stimuli); NaN for a constant column."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    den = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=axis)
+
+
+def _regions(a: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    if "region" in a.coords and a["region"].dims == ("neuroid",):
+        unit = np.asarray(a["region"].values).astype(str)
+    else:
+        unit = np.array(["all"] * a.sizes["neuroid"])
+    _, first = np.unique(unit, return_index=True)
+    return unit, unit[np.sort(first)]
+
+
+def _neuroid_coords(a: xr.DataArray) -> dict[str, tuple[str, np.ndarray]]:
+    return {("unit_region" if n == "region" else n): ("neuroid", np.asarray(c.values))
+            for n, c in a.coords.items() if c.dims == ("neuroid",)}
+
+
+def split_half_ceiling(neural_assembly: xr.DataArray, *, n_splits: int = 10, seed: int = 1,
+                       window_ms: tuple[float, float] | None = RESPONSE_WINDOW_MS) -> xr.Dataset:
+    """Split-half internal consistency over repetitions with Spearman-Brown correction (Brain-Score ceiling).
+
+    For each of ``n_splits`` random halves of the unique ``repetition`` values (Brain-Score:
+    ``train_size=0.5``, so for an odd count the first half is the smaller), each stimulus' responses are
+    averaged within each half; the Pearson r across stimuli between the halves is computed per neuroid and
+    corrected with :func:`spearman_brown` (``n = 2``), giving the reliability of the full-repetition mean. The
+    ceiling is the median over neuroids (per region), averaged over splits.
+
+    Parameters
+    ----------
+    neural_assembly
+        Assembly with a ``repetition`` coordinate on presentation (time bins are averaged over ``window_ms``).
+    n_splits
+        Random split-halves.
+    seed
+        Seed of the split-halves.
+    window_ms
+        Response window for assemblies with time bins.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ceiling (region)``, ``ceiling_split (ceiling_split, region)``, ``consistency (ceiling_split, neuroid)``
+        (corrected, per neuroid) and ``consistency_uncorrected (ceiling_split, neuroid)``.
+
+    Raises
+    ------
+    ValueError
+        Without a ``repetition`` coordinate, with fewer than 2 repetitions, or if a stimulus is missing from a
+        half.
+
+    Examples
+    --------
+    >>> import numpy as np, data, analyses
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(200, 3))
+    >>> reps = [signal + rng.normal(size=signal.shape) for _ in range(4)]  # per-trial noise var = signal var
+    >>> a = data.assembly(np.concatenate(reps), stimulus_id=np.tile(np.arange(200), 4),
+    ...                   neuroid_id=["a", "b", "c"], repetition=np.repeat(np.arange(4), 200))
+    >>> c = analyses.split_half_ceiling(a)
+    >>> round(float(c.ceiling.sel(region="all")), 1)  # reliability of a 4-trial mean: 1 / (1 + 1/4)
+    0.8
+    """
+    data.validate_assembly(neural_assembly)
+    if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive integer, got {n_splits!r}")
+    if "repetition" not in neural_assembly.coords or neural_assembly["repetition"].dims != ("presentation",):
+        raise ValueError("the split-half ceiling needs a 'repetition' coordinate on presentation "
+                         "(trials of the same stimulus)")
+    a = average_time(neural_assembly, window_ms)
+    reps = np.asarray(a["repetition"].values)
+    uniq = np.unique(reps)
+    if len(uniq) < 2:
+        raise ValueError(f"the split-half ceiling needs at least 2 repetitions, found {len(uniq)}")
+    n_first = int(math.floor(0.5 * len(uniq)))
+    rng = np.random.default_rng(seed)
+    unit_region, regions = _regions(a)
+    stim_order = np.asarray(average_repetitions(a)["stimulus_id"].values).astype(str)
+    corrected, uncorrected = [], []
+    for _ in range(n_splits):
+        perm = rng.permutation(uniq)
+        halves = []
+        for part in (perm[:n_first], perm[n_first:]):
+            sub = a.isel(presentation=np.flatnonzero(np.isin(reps, part)))
+            m = average_repetitions(sub)
+            got = np.asarray(m["stimulus_id"].values).astype(str)
+            missing = np.setdiff1d(stim_order, got)
+            if len(missing):
+                raise ValueError(f"stimuli {missing[:3].tolist()} have no trials in a split-half of the "
+                                 f"repetitions {sorted(part.tolist())}; every stimulus needs repetitions in both "
+                                 "halves")
+            pos = {s: i for i, s in enumerate(got)}
+            halves.append(np.asarray(m.values, dtype=np.float64)[[pos[s] for s in stim_order]])
+        r = _pearson_columns(*halves)
+        uncorrected.append(r)
+        corrected.append(spearman_brown(r, 2))
+    corrected = np.array(corrected)
+    ceiling_split = np.stack([_nanmedian(corrected[:, unit_region == reg], axis=1) for reg in regions], axis=1)
+    return xr.Dataset(
+        {"ceiling": (("region",), ceiling_split.mean(axis=0)),
+         "ceiling_split": (("ceiling_split", "region"), ceiling_split),
+         "consistency": (("ceiling_split", "neuroid"), corrected),
+         "consistency_uncorrected": (("ceiling_split", "neuroid"), np.array(uncorrected))},
+        coords={**_neuroid_coords(a), "region": ("region", regions)},
+        attrs={"ceiling": "split-half consistency over repetitions, Spearman-Brown corrected (n=2); median over "
+                          "neuroids per split, mean over splits",
+               "n_repetitions": int(len(uniq)), "ceiling_seed": int(seed)},
+    )
+
+
+def _splits(n: int, c: PredictivityConfig, labels: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    test_size = 1.0 - c.train_size
+    if labels is not None:
+        splitter = StratifiedShuffleSplit(n_splits=c.n_splits, train_size=c.train_size, test_size=test_size,
+                                          random_state=c.seed)
+        return list(splitter.split(np.zeros(n), labels))
+    splitter = ShuffleSplit(n_splits=c.n_splits, train_size=c.train_size, test_size=test_size,
+                            random_state=c.seed)
+    return list(splitter.split(np.zeros(n)))
+
+
+def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: PredictivityConfig
+                 ) -> np.ndarray:
+    if c.regression == "pls":
+        from sklearn.cross_decomposition import PLSRegression
+
+        model = PLSRegression(n_components=c.n_components, scale=False)
+    else:
+        from sklearn.linear_model import RidgeCV
+
+        model = RidgeCV(alphas=np.asarray(c.ridge_alphas), alpha_per_target=True)
+    with warnings.catch_warnings():
+        # PLS warns when a Y column is constant on the training set; its prediction is then constant (r = NaN).
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.fit(x_train, y_train)
+        pred = model.predict(x_test)
+    return np.asarray(pred).reshape(len(x_test), -1)
+
+
+def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataArray,
+                        config: PredictivityConfig | None = None) -> xr.Dataset:
+    """How well model features predict each neuroid, in Brain-Score's convention for FreemanZiemba2013.
+
+    Neural responses are averaged over the response window (time bins) and over repetitions; the model
+    assembly is aligned to the neural stimuli by ``stimulus_id`` (its repetitions/time bins averaged too). For
+    each of ``n_splits`` shuffle splits of the stimuli (90 % train, stratified by ``texture_type`` when the
+    neural assembly has it), a PLS (25 components) or ridge regression is fit from all model features to the
+    neuroids of one region at a time; Pearson r between predicted and measured held-out responses is computed
+    per neuroid. ``raw`` = median over neuroids, mean over splits. ``ceiling`` = :func:`split_half_ceiling`.
+    ``normalized`` = raw / ceiling (Brain-Score's ``ceil_score``); ``explained_variance`` = (raw / ceiling)^2,
+    which current Brain-Score ``NeuralBenchmark``\\ s report as the score.
+
+    Parameters
+    ----------
+    model_assembly
+        Features ``(presentation, neuroid[, time_bin])`` for (at least) every neural stimulus.
+    neural_assembly
+        Recording with a ``repetition`` coordinate (needed for the ceiling) and optionally ``region``.
+    config
+        :class:`PredictivityConfig`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per region: ``raw``, ``raw_sem`` (over splits), ``ceiling``, ``normalized``, ``explained_variance``,
+        ``raw_split (split, region)``, ``ceiling_split (ceiling_split, region)``; per neuroid: ``r
+        (split, neuroid)``, ``r_mean (neuroid)``, ``consistency (ceiling_split, neuroid)``; attrs: config (JSON),
+        ``n_stimuli``, ``n_features``, ``stratified_by``.
+
+    Raises
+    ------
+    ValueError
+        Before any fitting: bad config, neural stimuli missing from the model assembly, no repetitions,
+        ``n_components`` above the training stimuli or model features.
+
+    Examples
+    --------
+    >>> import numpy as np, data, analyses
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(60, 5))
+    >>> signal = feats @ rng.normal(size=(5, 4))
+    >>> trials = np.concatenate([signal + 0.3 * rng.normal(size=signal.shape) for _ in range(4)])
+    >>> ids = [f"s{i}" for i in range(60)]
+    >>> neural = data.assembly(trials, stimulus_id=ids * 4, neuroid_id=list("abcd"),
+    ...                        repetition=np.repeat(np.arange(4), 60))
+    >>> model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(5)])
+    >>> r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=5))
+    >>> bool(r.normalized.sel(region="all") > 0.9)
+    True
+    """
+    c = validate_predictivity_config(config if config is not None else PredictivityConfig())
+    data.validate_assembly(model_assembly)
+    data.validate_assembly(neural_assembly)
+    if "repetition" not in neural_assembly.coords:
+        raise ValueError("the neural assembly has no 'repetition' coordinate: the split-half ceiling needs "
+                         "repeated trials of each stimulus")
+    y_asm = average_repetitions(average_time(neural_assembly, c.window_ms))
+    x_asm = model_assembly
+    if "time_bin" in x_asm.dims:
+        x_asm = average_time(x_asm, None)
+    if len(np.unique(np.asarray(x_asm["stimulus_id"].values).astype(str))) != x_asm.sizes["presentation"]:
+        x_asm = average_repetitions(x_asm)
+    y_ids = np.asarray(y_asm["stimulus_id"].values).astype(str)
+    x_ids = np.asarray(x_asm["stimulus_id"].values).astype(str)
+    pos = {s: i for i, s in enumerate(x_ids)}
+    missing = [s for s in y_ids if s not in pos]
+    if missing:
+        raise ValueError(f"{len(missing)} neural stimuli are missing from the model assembly, e.g. {missing[:3]}")
+    x = np.asarray(x_asm.values, dtype=np.float64)[[pos[s] for s in y_ids]]
+    y = np.asarray(y_asm.values, dtype=np.float64)
+    n, n_features = x.shape
+    labels = None
+    if c.stratify is not None and c.stratify in y_asm.coords and y_asm[c.stratify].dims == ("presentation",):
+        labels = np.asarray(y_asm[c.stratify].values).astype(str)
+    n_train = int(math.floor(c.train_size * n))
+    n_test = n - n_train
+    if n_test < 3 or n_train < 2:
+        raise ValueError(f"{n} stimuli give {n_train} train / {n_test} test stimuli per split; Pearson r on held-out "
+                         "stimuli needs at least 3 test stimuli (lower train_size or add stimuli)")
+    if c.regression == "pls" and c.n_components > min(n_train, n_features):
+        raise ValueError(f"n_components={c.n_components} exceeds min(training stimuli={n_train}, model features="
+                         f"{n_features}); lower n_components")
+    ceiling = split_half_ceiling(neural_assembly, n_splits=c.ceiling_splits, seed=c.seed, window_ms=c.window_ms)
+
+    unit_region, regions = _regions(y_asm)
+    splits = _splits(n, c, labels)
+    r = np.full((len(splits), y.shape[1]), np.nan)
+    for k, (train, test) in enumerate(splits):
+        for reg in regions:
+            cols = np.flatnonzero(unit_region == reg)
+            pred = _fit_predict(x[train], y[train][:, cols], x[test], c)
+            r[k, cols] = _pearson_columns(pred, y[test][:, cols])
+    raw_split = np.stack([_nanmedian(r[:, unit_region == reg], axis=1) for reg in regions], axis=1)
+    raw = raw_split.mean(axis=0)
+    raw_sem = raw_split.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else np.full(len(regions),
+                                                                                                 np.nan)
+    ceil = ceiling["ceiling"].sel(region=regions).values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalized = raw / ceil
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r_mean = np.nanmean(r, axis=0)
+    return xr.Dataset(
+        {"raw": (("region",), raw), "raw_sem": (("region",), raw_sem), "ceiling": (("region",), ceil),
+         "normalized": (("region",), normalized), "explained_variance": (("region",), normalized ** 2),
+         "raw_split": (("split", "region"), raw_split),
+         "ceiling_split": (("ceiling_split", "region"), ceiling["ceiling_split"].sel(region=regions).values),
+         "r": (("split", "neuroid"), r), "r_mean": (("neuroid",), r_mean),
+         "consistency": (("ceiling_split", "neuroid"), ceiling["consistency"].values)},
+        coords={**_neuroid_coords(y_asm), "region": ("region", regions)},
+        attrs={"analysis": "neural_predictivity",
+               "predictivity_config": json.dumps(dataclasses.asdict(c), sort_keys=True),
+               "n_stimuli": int(n), "n_features": int(n_features), "n_train": int(n_train), "n_test": int(n_test),
+               "stratified_by": c.stratify if labels is not None else "none",
+               "convention": "Brain-Score FreemanZiemba2013: r per neuroid on held-out stimuli, median over "
+                             "neuroids, mean over splits; normalized = raw / ceiling; explained_variance = "
+                             "(raw / ceiling)^2"},
+    )
