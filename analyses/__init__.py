@@ -12,6 +12,14 @@ from ._textures import (
     validate_texture_config,
 )
 from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
+from ._figures import (
+    FIGURE_STYLE,
+    figure_style,
+    plot_predictivity,
+    plot_texture_modulation,
+    plot_texture_stimuli,
+    save_figure,
+)
 from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
 from ._modulation import modulation_index, texture_modulation
 from ._predictivity import (
@@ -52,6 +60,13 @@ __all__ = [
     "JobFailure",
     "JobsFailedError",
     "EXECUTORS",
+    # figures
+    "figure_style",
+    "FIGURE_STYLE",
+    "save_figure",
+    "plot_texture_modulation",
+    "plot_predictivity",
+    "plot_texture_stimuli",
     # assembly preprocessing
     "average_time",
     "average_repetitions",
