@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -113,13 +114,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "lcl-workbench"
 
 
-def _catalogues() -> tuple[list[str], dict[str, int]]:
-    """Names of the bundled textures, and bundled photographs with their short side in pixels."""
-    textures = [str(n) for n in data.texture_images(size=8)["texture_family"].values]
-    photos = data.natural_images(size=8, min_size=0)
-    short = {str(n): min(int(v) for v in str(s).split("x"))
-             for n, s in zip(photos["source"].values, photos["original_shape"].values)}
-    return textures, short
+@functools.lru_cache(maxsize=1)
+def _texture_names() -> tuple[str, ...]:
+    """Names of the bundled textures (``data.texture_images``)."""
+    return tuple(str(n) for n in data.texture_images(size=8)["texture_family"].values)
+
+
+@functools.lru_cache(maxsize=64)
+def _photo_short_side(name: str) -> int | None:
+    """Short side in pixels of a bundled photograph (``data.natural_images``), ``None`` for an unknown name."""
+    try:
+        meta = data.natural_images(size=8, names=[name], min_size=0)
+    except ValueError as exc:
+        if str(exc).startswith("unknown image name"):
+            return None
+        raise
+    return min(int(v) for v in str(meta["original_shape"].values[0]).split("x"))
 
 
 def _is_path(name: str) -> bool:
@@ -179,16 +189,16 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
             "or spatial_corr_width, or raise size")
     if c.spatial_corr_width % 2 == 0:
         raise ValueError(f"spatial_corr_width must be odd, got {c.spatial_corr_width}")
-    textures, photos = _catalogues()
+    textures = _texture_names()
     names = []
     for fam in c.families:
         if fam in textures:
             names.append(fam)
-        elif fam in photos:
-            crop = int(round(c.crop_fraction * photos[fam]))
+        elif not _is_path(fam) and (short := _photo_short_side(fam)) is not None:
+            crop = int(round(c.crop_fraction * short))
             if crop < c.size:
                 raise ValueError(
-                    f"photo family {fam!r}: a crop_fraction={c.crop_fraction} crop of its {photos[fam]} px short "
+                    f"photo family {fam!r}: a crop_fraction={c.crop_fraction} crop of its {short} px short "
                     f"side is {crop} px, smaller than size={c.size} (photos are never enlarged)")
             names.append(fam)
         elif _is_path(fam):
@@ -206,19 +216,18 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
     return config
 
 
-def _source_image(fam: str, c: TextureStimuliConfig, textures: list[str]) -> tuple[str, str, np.ndarray]:
+def _source_image(fam: str, c: TextureStimuliConfig) -> tuple[str, str, np.ndarray]:
     """(family name, kind, image (size, size) float64 in [0, 1]) for one family source."""
     from skimage.transform import resize
 
-    if fam in textures:
+    if fam in _texture_names():
         img = data.texture_images(size=c.size, names=[fam])["image"].values[0]
         return fam, "texture", np.asarray(img, dtype=np.float64)
     if _is_path(fam):
         img = data.read_image(fam)
         name, kind = Path(fam).stem, "file"
     else:
-        meta = data.natural_images(size=8, names=[fam], min_size=0)
-        short = min(int(v) for v in str(meta["original_shape"].values[0]).split("x"))
+        short = _photo_short_side(fam)
         full = np.asarray(data.natural_images(size=short, names=[fam], min_size=0)["image"].values[0], np.float64)
         crop = int(round(c.crop_fraction * short))
         y0 = (short - crop) // 2
@@ -467,13 +476,12 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
         if ds.attrs.get("cache_key") == key:
             return data.validate_stimuli(ds)
     t0 = time.perf_counter()
-    textures, _ = _catalogues()
     model = _ps_model(c)
     window = raised_cosine_aperture(c.size, c.aperture_ramp) if c.aperture else None
     tex_imgs, noise_imgs, meta = [], [], []
     sources, source_names = [], []
     for f, fam in enumerate(c.families):
-        name, kind, src = _source_image(fam, c, textures)
+        name, kind, src = _source_image(fam, c)
         sources.append(src)
         source_names.append(name)
         for s in range(c.n_samples):
