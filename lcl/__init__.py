@@ -1,1 +1,52 @@
-"""lcl package (under construction)."""
+"""Layerwise complexity-matched learning (LCL) of V1 and V2 stages (Parthasarathy, Hénaff, Simoncelli, TMLR 2024).
+
+A two-stage model (:class:`V1V2`) is trained one stage at a time with a self-supervised objective
+(:mod:`lcl.losses`): two views of each natural-image patch, made by smooth random deformations whose amplitude is
+matched to the receptive field of the stage being trained (:func:`deform`, :class:`DeformConfig`), must give similar
+pooled features while patches of other images give decorrelated ones. The trained front end feeds a ResNet-style
+recognition back end (:class:`V2Net`) evaluated under image corruptions.
+
+Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``; ``python -m lcl --help``.
+"""
+
+from . import losses
+from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, demo_config, load_config,
+                      validate_config)
+from ._filters import orientation_selectivity, plot_filters, spatial_spread
+from ._deform import DeformConfig, deform, random_displacement, rms_displacement, warp
+from ._model import ModelConfig, ReceptiveField, Stage, StageConfig, V1V2, whitening_kernel
+from ._train import Trainer, load_checkpoint, load_model, train
+
+__all__ = [
+    # model
+    "V1V2",
+    "Stage",
+    "ModelConfig",
+    "StageConfig",
+    "ReceptiveField",
+    "whitening_kernel",
+    # deformations
+    "DeformConfig",
+    "deform",
+    "random_displacement",
+    "warp",
+    "rms_displacement",
+    # losses (submodule of pure functions)
+    "losses",
+    # training
+    "LCLConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "DataConfig",
+    "validate_config",
+    "load_config",
+    "demo_config",
+    "Trainer",
+    "train",
+    "load_model",
+    "load_checkpoint",
+    # filters
+    "orientation_selectivity",
+    "spatial_spread",
+    "plot_filters",
+]

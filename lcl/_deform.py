@@ -52,7 +52,7 @@ class DeformConfig:
     ValueError: DeformConfig.amplitude must be a finite number >= 0, got -1
     """
 
-    amplitude: float = 0.05
+    amplitude: float = 0.1
     smoothness: float = 0.5
     matching: str = "rf"
     reference_stage: int = 1
@@ -182,7 +182,8 @@ def warp(images: torch.Tensor, displacement: torch.Tensor, *, padding: str = "re
     Returns
     -------
     torch.Tensor
-        Warped images, same shape as ``images``. A zero field returns the input (up to float rounding).
+        Warped images, same shape as ``images``. A zero field returns the input up to float rounding of the
+        sampling grid (about 1e-6 for float32 images in [0, 1]).
 
     Examples
     --------
@@ -224,7 +225,8 @@ def deform(images: torch.Tensor, amplitude: float, smoothness: float, *, generat
     Returns
     -------
     torch.Tensor
-        Deformed images, same shape, device and dtype.
+        Deformed images, same shape, device and dtype. ``amplitude == 0`` returns an exact copy of ``images``
+        (the warp itself would reproduce them only up to float rounding of the sampling grid, ~1e-6).
 
     Examples
     --------
@@ -233,11 +235,13 @@ def deform(images: torch.Tensor, amplitude: float, smoothness: float, *, generat
     >>> y = lcl.deform(x, amplitude=1.5, smoothness=3.0, seed=0)
     >>> bool(torch.equal(y, lcl.deform(x, amplitude=1.5, smoothness=3.0, seed=0)))
     True
-    >>> bool(torch.allclose(lcl.deform(x, 0.0, 3.0, seed=0), x, atol=1e-6))
+    >>> bool(torch.equal(lcl.deform(x, 0.0, 3.0, seed=0), x))
     True
     """
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
+    if amplitude == 0:
+        return images.clone()
     b, _, h, w = images.shape
     d = random_displacement(b, h, w, amplitude, smoothness, generator=generator, device=images.device,
                             dtype=images.dtype)

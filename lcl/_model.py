@@ -45,6 +45,9 @@ class StageConfig:
         Semi-saturation constant of the divisive normalization.
     bias
         Learn a bias in the convolution.
+    init_scale
+        Multiplies PyTorch's default (Kaiming-uniform) initialisation of the convolution weights. A small initial
+        scale lets the learned structure dominate the random start quickly (our choice).
 
     Examples
     --------
@@ -64,7 +67,8 @@ class StageConfig:
     stride: int = 2
     divisive_norm: bool = False
     norm_sigma: float = 0.1
-    bias: bool = True
+    bias: bool = False
+    init_scale: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("channels", "kernel", "pool", "downsample_kernel", "stride"):
@@ -78,12 +82,15 @@ class StageConfig:
             )
         if not isinstance(self.divisive_norm, bool) or not isinstance(self.bias, bool):
             raise ValueError("StageConfig.divisive_norm and StageConfig.bias must be booleans")
+        if isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float)) \
+                or not self.init_scale > 0:
+            raise ValueError(f"StageConfig.init_scale must be a positive number, got {self.init_scale!r}")
         if not (isinstance(self.norm_sigma, (int, float)) and self.norm_sigma > 0):
             raise ValueError(f"StageConfig.norm_sigma must be positive, got {self.norm_sigma!r}")
 
 
 def _default_stage2() -> StageConfig:
-    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2)
+    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2, bias=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +101,10 @@ class ModelConfig:
     ----------
     in_channels
         Channels of the input images (1 = grayscale).
+    whiten
+        Side of the fixed retina-like whitening kernel at the start of stage 1 (``stage1.whiten``, see
+        :func:`whitening_kernel`); 0 disables it. Flattening the 1/f spectrum of natural images lets the
+        stage-1 filters learn high frequencies quickly (our choice; the paper does not specify).
     stage1
         The V1 stage (default: 64 filters 9x9, L2 pooling 3, blur-downsampling 4 with stride 2).
     stage2
@@ -108,22 +119,69 @@ class ModelConfig:
     """
 
     in_channels: int = 1
+    whiten: int = 7
     stage1: StageConfig = dataclasses.field(default_factory=StageConfig)
     stage2: StageConfig = dataclasses.field(default_factory=_default_stage2)
 
     def __post_init__(self) -> None:
         if isinstance(self.in_channels, bool) or not isinstance(self.in_channels, int) or self.in_channels < 1:
             raise ValueError(f"ModelConfig.in_channels must be a positive integer, got {self.in_channels!r}")
+        if isinstance(self.whiten, bool) or not isinstance(self.whiten, int) or self.whiten < 0:
+            raise ValueError(f"ModelConfig.whiten must be an integer >= 0 (0 = off), got {self.whiten!r}")
         for name in ("stage1", "stage2"):
             if not isinstance(getattr(self, name), StageConfig):
                 raise ValueError(f"ModelConfig.{name} must be a StageConfig")
 
 
 class ReceptiveField(NamedTuple):
-    """Receptive-field size and cumulative stride of a stage, in input pixels."""
+    """Receptive-field size and cumulative stride of a stage, in input pixels.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> lcl.V1V2().rf(2)
+    ReceptiveField(size=38, stride=4)
+    """
 
     size: int
     stride: int
+
+
+def whitening_kernel(size: int, cutoff: float = 0.4) -> torch.Tensor:
+    """Fixed retina-like whitening kernel: spectrum ``|f| exp(-(|f|/cutoff)^4)`` (Olshausen & Field 1996).
+
+    Flattens the 1/f amplitude spectrum of natural images (a centre-surround, zero-sum kernel), cropped to
+    ``size x size`` and scaled to unit L2 norm.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> k = lcl.whitening_kernel(7)
+    >>> tuple(k.shape), abs(float(k.sum())) < 1e-6, round(float(k.norm()), 4)
+    ((7, 7), True, 1.0)
+    """
+    n = 64
+    fy = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(n, dtype=torch.float64)[None, :]
+    f = torch.sqrt(fy ** 2 + fx ** 2)
+    spatial = torch.fft.fftshift(torch.fft.ifft2(f * torch.exp(-((f / cutoff) ** 4))).real)
+    lo = n // 2 - size // 2
+    k = spatial[lo:lo + size, lo:lo + size]
+    k = k - k.mean()
+    return (k / k.norm()).float()
+
+
+class Whiten(nn.Module):
+    """Fixed whitening convolution (see :func:`whitening_kernel`), applied per input channel, no padding."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        self.size, self.channels = size, channels
+        self.register_buffer("kernel", whitening_kernel(size).expand(channels, 1, size, size).clone(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
 
 
 class L2Pool(nn.Module):
@@ -174,7 +232,7 @@ class DivisiveNorm(nn.Module):
 
 
 class Stage(nn.Module):
-    """One stage: named submodules ``conv``, ``rectify``, ``pool``, ``downsample``, ``norm``.
+    """One stage: named submodules ``whiten``, ``conv``, ``rectify``, ``pool``, ``downsample``, ``norm``.
 
     Every layer is "valid" (no padding), so each output unit sees exactly :meth:`receptive_field` input pixels.
 
@@ -184,22 +242,28 @@ class Stage(nn.Module):
         Input channels.
     config
         The stage's architecture.
+    whiten
+        Side of a fixed whitening kernel applied first (0 = none, the ``whiten`` submodule is an identity).
 
     Examples
     --------
     >>> import torch, lcl
     >>> s = lcl.Stage(1, lcl.StageConfig(channels=8, kernel=5, pool=3, downsample_kernel=4, stride=2))
     >>> tuple(s(torch.rand(2, 1, 32, 32)).shape)
-    (2, 8, 13, 13)
+    (2, 8, 12, 12)
     >>> s.receptive_field()
-    ReceptiveField(size=11, stride=2)
+    ReceptiveField(size=10, stride=2)
     """
 
-    def __init__(self, in_channels: int, config: StageConfig):
+    def __init__(self, in_channels: int, config: StageConfig, whiten: int = 0):
         super().__init__()
         self.config = config
+        self.whiten_size = whiten
         c = config.channels
+        self.whiten = Whiten(in_channels, whiten) if whiten else nn.Identity()
         self.conv = nn.Conv2d(in_channels, c, config.kernel, bias=config.bias)
+        with torch.no_grad():
+            self.conv.weight.mul_(config.init_scale)
         self.rectify = nn.ReLU()
         self.pool = L2Pool(c, config.pool)
         self.downsample = BlurDownsample(c, config.downsample_kernel, config.stride)
@@ -208,7 +272,8 @@ class Stage(nn.Module):
     def layers(self) -> list[tuple[int, int]]:
         """(kernel, stride) of every spatial operation in order (dilation is always 1)."""
         c = self.config
-        return [(c.kernel, 1), (c.pool, 1), (c.downsample_kernel, c.stride)]
+        first = [(self.whiten_size, 1)] if self.whiten_size else []
+        return [*first, (c.kernel, 1), (c.pool, 1), (c.downsample_kernel, c.stride)]
 
     def receptive_field(self, start: ReceptiveField = ReceptiveField(1, 1)) -> ReceptiveField:
         """Receptive field after this stage, given the receptive field ``start`` of its input units."""
@@ -227,7 +292,7 @@ class Stage(nn.Module):
         return size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.downsample(self.pool(self.rectify(self.conv(x)))))
+        return self.norm(self.downsample(self.pool(self.rectify(self.conv(self.whiten(x))))))
 
 
 class V1V2(nn.Module):
@@ -246,17 +311,17 @@ class V1V2(nn.Module):
     >>> import torch, lcl
     >>> m = lcl.V1V2()
     >>> m.receptive_field(1), m.receptive_field(2)
-    (13, 39)
+    (20, 38)
     >>> m.cumulative_stride(2)
     4
     >>> tuple(m(torch.rand(1, 1, 64, 64)).shape)
-    (1, 128, 9, 9)
+    (1, 128, 7, 7)
     """
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config or ModelConfig()
-        self.stage1 = Stage(self.config.in_channels, self.config.stage1)
+        self.stage1 = Stage(self.config.in_channels, self.config.stage1, whiten=self.config.whiten)
         self.stage2 = Stage(self.config.stage1.channels, self.config.stage2)
 
     @property

@@ -1,0 +1,485 @@
+"""Layerwise complexity-matched training: stage 1, frozen, then stage 2; checkpoints, JSON-lines log, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+import data
+
+from . import losses
+from ._config import LCLConfig, validate_config
+from ._deform import deform
+from ._model import V1V2
+
+__all__ = ["Trainer", "train", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE", "LOG_FILE"]
+
+CHECKPOINT = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+LOG_FILE = "log.jsonl"
+# Fields that may differ between an interrupted run and its resumption without changing the result.
+_RUNTIME_FIELDS = {"train": {"device", "progress", "checkpoint_every", "log_every"}, "data": {"workers"}}
+
+
+@functools.lru_cache(maxsize=4)
+def _image_tensor(source: str, folder: str, size: int, max_images: int, channels: int) -> torch.Tensor:
+    """The training images as a (n, channel, size, size) float32 tensor (cached per process; never modified)."""
+    if source == "natural":
+        stimuli = data.natural_images(size=size)
+    else:
+        stimuli = data.image_folder(folder, size=size, max_images=max_images or None)
+    return data.stimuli_to_tensor(stimuli, channels=channels)
+
+
+class Phase(NamedTuple):
+    """One training phase: which stage's output the loss sees, how many steps, which stages learn."""
+
+    name: str
+    stage: int
+    steps: int
+    trained: tuple[int, ...]
+
+
+def _phases(config: LCLConfig) -> list[Phase]:
+    s1, s2 = config.train.steps
+    if config.train.mode == "layerwise":
+        return [Phase("stage1", 1, s1, (1,)), Phase("stage2", 2, s2, (2,))]
+    return [Phase("end_to_end", 2, s1 + s2, (1, 2))]
+
+
+def _runtime_free(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(cfg, default=list))
+    for section, names in _RUNTIME_FIELDS.items():
+        for n in names:
+            out.get(section, {}).pop(n, None)
+    return out
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    """Trains a :class:`lcl.V1V2` with layerwise complexity-matched deformations (or an ablation).
+
+    Each step cuts ``batch_size`` random patches, makes two views of each with independent smooth random
+    deformations whose RMS amplitude is matched to the receptive field of the stage being trained (see
+    :class:`lcl.DeformConfig`), passes them through the model (stage 1 frozen, in ``torch.no_grad``, while stage 2
+    trains) and takes an AdamW step on the loss of the two views' pooled features.
+
+    Files in ``out_dir`` (all written atomically, by rank 0 only under ``torchrun``): ``checkpoint.pt`` (weights,
+    optimizer, scheduler, RNG states, phase/step, config, provenance, log so far), ``log.jsonl`` (one JSON object
+    per ``log_every`` steps) and, at the end, ``model.pt`` (weights, config, provenance).
+
+    Parameters
+    ----------
+    config
+        The run; validated before anything is loaded.
+    out_dir
+        Folder for checkpoints and the log (``None``: keep nothing on disk).
+    resume
+        Continue from ``out_dir/checkpoint.pt``; the config must equal the checkpoint's (runtime fields such as
+        ``device``, ``progress``, ``checkpoint_every``, ``log_every`` excepted). On CPU the resumed run ends with
+        weights identical to an uninterrupted one.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> cfg = lcl.demo_config(train={"steps": (2, 2), "batch_size": 4, "progress": False},
+    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> trainer = lcl.Trainer(cfg)
+    >>> model = trainer.run()
+    >>> [r["phase"] for r in trainer.log][-1], trainer.global_step
+    ('stage2', 4)
+    """
+
+    def __init__(self, config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False):
+        self.config = validate_config(config)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if resume and self.out_dir is None:
+            raise ValueError("resume=True needs the out_dir that holds the checkpoint")
+        self.rank, self.world_size = _distributed()
+        tc = config.train
+        self.device = self._device(tc.device)
+        self.phases = _phases(config)
+        self.loss_fn = losses.get(tc.loss)
+        self.loss_options = dict(tc.loss_options)
+        torch.manual_seed(tc.seed)
+        self.model = V1V2(config.model).to(self.device)
+        self.rf_sizes = (self.model.receptive_field(1), self.model.receptive_field(2))
+        self.generator = torch.Generator().manual_seed(tc.seed)
+        self.phase_index, self.step = 0, 0
+        self.log: list[dict[str, Any]] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._ddp: torch.nn.Module | None = None
+        self._stream: Iterator[torch.Tensor] | None = None
+        self._images: torch.Tensor | None = None
+        self._wall = 0.0
+        state = None
+        if resume:
+            path = self.out_dir / CHECKPOINT
+            if not path.is_file():
+                raise FileNotFoundError(f"no checkpoint to resume from: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if _runtime_free(state["config"]) != _runtime_free(config.to_dict()):
+                raise ValueError(f"the config differs from the one in {path}; resume with the same config "
+                                 "(only device, progress, checkpoint_every, log_every, workers may change)")
+            if state.get("world_size", 1) != self.world_size:
+                raise ValueError(f"checkpoint was written by {state.get('world_size', 1)} processes, this run has "
+                                 f"{self.world_size}; resume with the same number of processes")
+        self._load_images()
+        if state is not None:
+            self._restore(state)
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    def _device(self, name: str) -> torch.device:
+        if name.startswith("cuda") and self.world_size > 1 and name == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device(name)
+
+    def _load_images(self) -> None:
+        d = self.config.data
+        if d.streaming:
+            from ._stream import patch_stream
+
+            self._stream = patch_stream(d, self.config.train, rank=self.rank, world_size=self.world_size,
+                                        generator=self.generator)
+            return
+        images = _image_tensor(d.source, d.folder, d.image_size, d.max_images, self.config.model.in_channels)
+        if self.world_size > 1:  # each process samples from its own shard of the images
+            n = images.shape[0]
+            images = images[self.rank::self.world_size]
+            if images.shape[0] == 0:
+                raise ValueError(f"{self.world_size} processes but only {n} images")
+        self._images = images.to(self.device)
+
+    # ----------------------------------------------------------------------------------------------- state
+    def _rng_state(self) -> dict[str, Any]:
+        state = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.phase_index, self.step = state["phase_index"], state["step"]
+        self.log = list(state["log"])
+        self._wall = state.get("wall_s", 0.0)
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if self._stream is not None and state.get("stream") is not None:
+            self._stream.load_state_dict(state["stream"])  # type: ignore[attr-defined]
+        if self.phase_index < len(self.phases):
+            self._start_phase()
+            if state["optimizer"] is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scheduler.load_state_dict(state["scheduler"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimizer, scheduler, RNG states, position, config, provenance."""
+        cfg = self.config.to_dict()
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "phase_index": self.phase_index,
+            "step": self.step,
+            "rng": self._rng_state(),
+            "stream": self._stream.state_dict() if self._stream is not None else None,  # type: ignore[attr-defined]
+            "config": cfg,
+            "provenance": data.provenance(cfg, self.config.train.seed),
+            "log": list(self.log),
+            "wall_s": self._wall,
+            "world_size": self.world_size,
+            "complete": self.phase_index >= len(self.phases),
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoint.pt`` atomically (rank 0 only); return its path."""
+        if self.out_dir is None or self.rank != 0:
+            return None
+        path = self.out_dir / CHECKPOINT
+        state = self.state_dict()
+        with data.atomic_write(path) as tmp:
+            torch.save(state, tmp)
+        self._write_log()
+        return path
+
+    def _write_log(self) -> None:
+        if self.out_dir is None or self.rank != 0:
+            return
+        with data.atomic_write(self.out_dir / LOG_FILE) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.log))
+
+    # ----------------------------------------------------------------------------------------------- phases
+    @property
+    def global_step(self) -> int:
+        """Steps taken so far over all phases."""
+        return sum(p.steps for p in self.phases[:self.phase_index]) + self.step
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run."""
+        return sum(p.steps for p in self.phases)
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase."""
+        return self.phases[min(self.phase_index, len(self.phases) - 1)]
+
+    def _start_phase(self) -> None:
+        phase = self.phase
+        stages = self.model.stages
+        self.model.zero_grad(set_to_none=True)  # no stale gradient from the previous phase
+        for i, stage in enumerate(stages, start=1):
+            learn = i in phase.trained
+            stage.requires_grad_(learn)
+            stage.train(learn)
+        for i, stage in enumerate(stages, start=1):
+            if i > phase.stage:
+                stage.eval()
+        params = [p for i in phase.trained for p in stages[i - 1].parameters()]
+        oc = self.config.optim
+        self.optimizer = torch.optim.AdamW(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay)
+        total = phase.steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: oc.lr_factor(s, total))
+        self._ddp = self._wrap(phase)
+
+    def _wrap(self, phase: Phase) -> torch.nn.Module:
+        """The module whose forward maps views to the loss's feature map (DDP-wrapped in distributed runs)."""
+        module = _PhaseForward(self.model, phase)
+        if self.config.train.compile:
+            module = torch.compile(module)  # type: ignore[assignment]
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(module, device_ids=ids)
+        return module
+
+    # ----------------------------------------------------------------------------------------------- steps
+    def sample_patches(self, n: int) -> torch.Tensor:
+        """``n`` random patches (n, channel, patch, patch) from the images, drawn with the run's generator."""
+        if self._stream is not None:
+            return next(self._stream).to(self.device, non_blocking=True)
+        imgs = self._images
+        p = self.config.train.patch_size
+        num, _, h, w = imgs.shape
+        g = self.generator
+        idx = torch.randint(0, num, (n,), generator=g)
+        y0 = torch.randint(0, h - p + 1, (n,), generator=g)
+        x0 = torch.randint(0, w - p + 1, (n,), generator=g)
+        ar = torch.arange(p)
+        rows = (y0[:, None] + ar[None, :])[:, :, None]
+        cols = (x0[:, None] + ar[None, :])[:, None, :]
+        dev = imgs.device
+        out = imgs.permute(0, 2, 3, 1)[idx[:, None, None].to(dev), rows.to(dev), cols.to(dev)]
+        return out.permute(0, 3, 1, 2).contiguous()
+
+    def make_views(self, patches: torch.Tensor) -> torch.Tensor:
+        """Two deformed views of each patch, stacked as (2n, channel, y, x): views 1 then views 2."""
+        amp, smooth = self.config.deform.pixels(self.rf_sizes, self.phase.stage)
+        both = torch.cat([patches, patches])
+        return deform(both, amp, smooth, generator=self.generator, padding=self.config.deform.padding)
+
+    def compute_loss(self, views: torch.Tensor) -> torch.Tensor:
+        """Loss of the current phase for stacked views (see :meth:`make_views`)."""
+        tc = self.config.train
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16")
+        with autocast:
+            y = self._ddp(views)
+        z = losses.pool_features(y.float(), tc.pool_grid)
+        n = views.shape[0] // 2
+        return self.loss_fn(z[:, :n], z[:, n:], **self.loss_options)
+
+    def train_step(self) -> float:
+        """One optimisation step of the current phase; returns the loss."""
+        if self.optimizer is None:
+            self._start_phase()
+        patches = self.sample_patches(self.config.train.batch_size)
+        views = self.make_views(patches)
+        loss = self.compute_loss(views)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                           self.config.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        value = loss.detach()
+        if self.world_size > 1:
+            torch.distributed.all_reduce(value)
+            value /= self.world_size
+        return float(value)
+
+    def run(self, until: int | None = None) -> V1V2:
+        """Train to the end (or stop without saving once ``global_step == until``, to simulate a crash).
+
+        Returns
+        -------
+        V1V2
+            The model (also written to ``out_dir/model.pt`` at the end).
+        """
+        from tqdm.auto import tqdm
+
+        tc = self.config.train
+        bar = tqdm(total=self.total_steps, initial=self.global_step, desc="lcl", unit="step",
+                   disable=not tc.progress or self.rank != 0, dynamic_ncols=True)
+        try:
+            while self.phase_index < len(self.phases):
+                phase = self.phase
+                if self.optimizer is None:
+                    self._start_phase()
+                t0 = time.perf_counter()
+                while self.step < phase.steps:
+                    if until is not None and self.global_step >= until:
+                        return self.model
+                    loss = self.train_step()
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss} at {phase.name} step {self.step}")
+                    bar.update(1)
+                    bar.set_postfix(phase=phase.name, loss=f"{loss:.4f}")
+                    if self.step % tc.log_every == 0 or self.step == phase.steps:
+                        now = time.perf_counter()
+                        self._wall += now - t0
+                        t0 = now
+                        self.log.append({
+                            "phase": phase.name, "stage": phase.stage, "step": self.step,
+                            "global_step": self.global_step, "loss": loss,
+                            "lr": self.scheduler.get_last_lr()[0], "wall_s": round(self._wall, 3),
+                            "patches": self.global_step * tc.batch_size * self.world_size,
+                        })
+                        self._write_log()
+                    if self.step % tc.checkpoint_every == 0 and self.step < phase.steps:
+                        self.save_checkpoint()
+                self.phase_index += 1
+                self.step = 0
+                self.optimizer = self.scheduler = self._ddp = None
+                for stage in self.model.stages:
+                    stage.requires_grad_(False)
+                self.save_checkpoint()
+        finally:
+            bar.close()
+        self.model.eval()
+        self._save_model()
+        return self.model
+
+    def _save_model(self) -> None:
+        if self.out_dir is None or self.rank != 0:
+            return
+        cfg = self.config.to_dict()
+        payload = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "config": cfg,
+                   "provenance": data.provenance(cfg, self.config.train.seed)}
+        with data.atomic_write(self.out_dir / MODEL_FILE) as tmp:
+            torch.save(payload, tmp)
+
+
+class _PhaseForward(torch.nn.Module):
+    """Views -> feature map of the phase's stage; frozen earlier stages run under ``no_grad``."""
+
+    def __init__(self, model: V1V2, phase: Phase):
+        super().__init__()
+        self.model = model
+        self.stage = phase.stage
+        self.trained = phase.trained
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, stage in enumerate(self.model.stages[:self.stage], start=1):
+            if i in self.trained:
+                x = stage(x)
+            else:
+                with torch.no_grad():
+                    x = stage(x)
+        return x
+
+
+def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False) -> V1V2:
+    """Train an LCL model (see :class:`Trainer`) and return it in eval mode.
+
+    Parameters
+    ----------
+    config
+        The run (e.g. :func:`lcl.demo_config` or :func:`lcl.load_config`).
+    out_dir
+        Folder for ``checkpoint.pt``, ``log.jsonl`` and ``model.pt``.
+    resume
+        Continue from ``out_dir/checkpoint.pt``.
+
+    Returns
+    -------
+    V1V2
+
+    Examples
+    --------
+    >>> import lcl, tempfile
+    >>> cfg = lcl.demo_config(train={"steps": (2, 1), "batch_size": 4, "progress": False},
+    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> model = lcl.train(cfg, tempfile.mkdtemp())
+    >>> model.stage1.conv.weight.requires_grad
+    False
+    """
+    return Trainer(config, out_dir, resume=resume).run()
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``checkpoint.pt`` or ``model.pt`` (a folder means its ``model.pt``, else ``checkpoint.pt``).
+
+    Examples
+    --------
+    >>> import lcl, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> cfg = lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
+    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> _ = lcl.train(cfg, out)
+    >>> sorted(lcl.load_checkpoint(out))
+    ['config', 'model', 'provenance']
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE if (path / MODEL_FILE).is_file() else path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no LCL checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_model(path: str | os.PathLike) -> V1V2:
+    """Rebuild the trained :class:`lcl.V1V2` (eval mode, frozen) from ``model.pt``, a checkpoint or a run folder.
+
+    Examples
+    --------
+    >>> import lcl, tempfile, torch
+    >>> out = tempfile.mkdtemp()
+    >>> cfg = lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
+    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> trained = lcl.train(cfg, out)
+    >>> bool(torch.equal(lcl.load_model(out).stage2.conv.weight, trained.stage2.conv.weight))
+    True
+    """
+    state = load_checkpoint(path)
+    config = LCLConfig.from_dict(state["config"])
+    model = V1V2(config.model)
+    model.load_state_dict(state["model"])
+    model.config = config.model
+    model.lcl_config = config  # type: ignore[attr-defined]
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def _asdict(obj: Any) -> Any:
+    return dataclasses.asdict(obj)
