@@ -220,6 +220,8 @@ def _energies(images: np.ndarray, filters: np.ndarray) -> np.ndarray:
 
 def _gaussian_weights(n_y: int, n_x: int, centers: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Normalized Gaussian pooling weights ``(units, n_y * n_x)``; centers and sigmas in pixels."""
+    if len(centers) == 0:
+        return np.zeros((0, n_y * n_x))
     yy, xx = np.mgrid[0:n_y, 0:n_x]
     d2 = (yy[None] - centers[:, 0, None, None]) ** 2 + (xx[None] - centers[:, 1, None, None]) ** 2
     w = np.exp(-d2 / (2 * sigmas[:, None, None] ** 2)).reshape(len(centers), -1)
@@ -245,7 +247,7 @@ def _drives(stimuli: xr.Dataset, c: SimulatedRecordingConfig, rng: np.random.Gen
     # V1: one channel each.
     v1_ch = rng.integers(0, n_c, c.n_v1)
     v1_pos = centers(c.n_v1)
-    v1_sigma = np.array([c.v1_pool_wavelengths / channels[k][0] for k in v1_ch]) * px_per_deg
+    v1_sigma = np.array([c.v1_pool_wavelengths / channels[k][0] for k in v1_ch], dtype=float) * px_per_deg
     # V2: each unit pools products of `v2_pairs_per_unit` pairs of different V1 channels at the same frequency
     # (other orientation) or adjacent frequencies (any orientation).
     pairs = [(a, b) for a in range(n_c) for b in range(a + 1, n_c)
@@ -255,7 +257,7 @@ def _drives(stimuli: xr.Dataset, c: SimulatedRecordingConfig, rng: np.random.Gen
                          for _ in range(c.n_v2)], dtype=int).reshape(c.n_v2, k, 2)
     v2_pos = centers(c.n_v2)
     v2_sigma = np.array([c.v2_pool_factor * c.v1_pool_wavelengths / min(channels[a][0] for a in p.ravel())
-                         for p in v2_pairs]) * px_per_deg
+                         for p in v2_pairs], dtype=float).reshape(c.n_v2) * px_per_deg
     v2_w = rng.uniform(*c.v2_product_weight, c.n_v2)
     w1 = _gaussian_weights(n_y, n_x, v1_pos, v1_sigma)
     w2 = _gaussian_weights(n_y, n_x, v2_pos, v2_sigma)

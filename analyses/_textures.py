@@ -247,7 +247,7 @@ def phase_randomize(image: np.ndarray, seed: int | np.random.Generator | None = 
     """Spectrally matched noise: the image's Fourier amplitude spectrum with random phases.
 
     The random phases are those of the Fourier transform of real white noise, so they are Hermitian-symmetric
-    and the result is real; the DC phase is kept at 0 so the mean luminance is preserved. The amplitude
+    and the result is real; the DC term is kept, so the mean luminance is preserved. The amplitude
     spectrum of the output equals that of the input at every frequency (to floating-point precision).
 
     Parameters
@@ -276,10 +276,10 @@ def phase_randomize(image: np.ndarray, seed: int | np.random.Generator | None = 
     if img.ndim != 2:
         raise ValueError(f"phase_randomize takes a 2-D image, got shape {img.shape}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    amplitude = np.abs(np.fft.fft2(img))
+    spectrum = np.fft.fft2(img)
     phase = np.angle(np.fft.fft2(rng.standard_normal(img.shape)))
-    phase[0, 0] = 0.0
-    return np.fft.ifft2(amplitude * np.exp(1j * phase)).real
+    phase[0, 0] = np.angle(spectrum[0, 0])  # 0 or pi: the DC term (the mean) is kept exactly
+    return np.fft.ifft2(np.abs(spectrum) * np.exp(1j * phase)).real
 
 
 def raised_cosine_aperture(size: int, ramp: float = 0.25) -> np.ndarray:
