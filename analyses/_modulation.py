@@ -111,7 +111,7 @@ def texture_modulation(assembly: xr.DataArray, *, window_ms: tuple[float, float]
     fams_raw = np.asarray(a["texture_family"].values)
     fam_str = fams_raw.astype(str)
     _, first = np.unique(fam_str, return_index=True)
-    families = fam_str[np.sort(first)]
+    families = [str(f) for f in fam_str[np.sort(first)]]
     values = np.asarray(a.values, dtype=np.float64)
     if (values < 0).any():
         raise ValueError("texture_modulation needs non-negative responses (firing rates or rectified features); "

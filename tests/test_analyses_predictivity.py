@@ -1,0 +1,183 @@
+"""Neural predictivity (Brain-Score convention) and the split-half Spearman-Brown ceiling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import analyses
+import data
+from test_analyses_fixtures import sparse_texture_set
+
+
+def trials_assembly(trials: np.ndarray, **coords) -> "data.xr.DataArray":
+    """(repetitions, stimuli, neuroids) -> assembly with stimulus-major presentations."""
+    n_rep, n_stim, n_neu = trials.shape
+    values = trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu)
+    return data.assembly(values, stimulus_id=np.repeat([f"s{i:04d}" for i in range(n_stim)], n_rep),
+                         neuroid_id=[f"n{j}" for j in range(n_neu)], repetition=np.tile(np.arange(n_rep), n_stim),
+                         **coords)
+
+
+def test_spearman_brown_formula():
+    np.testing.assert_allclose(analyses.spearman_brown([0.0, 0.5, 1.0]), [0.0, 2 / 3, 1.0])
+    assert float(analyses.spearman_brown(0.25, n=4)) == pytest.approx(4 * 0.25 / (1 + 3 * 0.25))
+
+
+def test_ceiling_is_exactly_spearman_brown_of_the_half_correlation():
+    # Two repetitions whose correlation across stimuli is exactly r0 for every neuroid: the only split-halves
+    # are {0}|{1} and {1}|{0}, so the ceiling must be 2 r0 / (1 + r0) to machine precision.
+    rng = np.random.default_rng(0)
+    n_stim, n_neu, r0 = 50, 7, 0.6
+    x = rng.normal(size=(n_stim, n_neu))
+    z = rng.normal(size=(n_stim, n_neu))
+    x -= x.mean(0)
+    z -= z.mean(0)
+    z -= x * (x * z).sum(0) / (x * x).sum(0)  # orthogonal to x
+    x /= np.linalg.norm(x, axis=0)
+    z /= np.linalg.norm(z, axis=0)
+    y = r0 * x + np.sqrt(1 - r0 ** 2) * z
+    c = analyses.split_half_ceiling(trials_assembly(np.stack([x + 3, 2 * y + 5])), n_splits=4)
+    assert float(c.ceiling.sel(region="all")) == pytest.approx(2 * r0 / (1 + r0), abs=1e-12)
+    np.testing.assert_allclose(c.consistency_uncorrected.values, r0, atol=1e-12)
+
+
+def test_ceiling_matches_the_reliability_of_the_trial_mean():
+    # signal ~ N(0, 1) per stimulus, independent noise ~ N(0, 4) per trial, 20 trials:
+    # reliability of the 20-trial mean = var_s / (var_s + var_n / 20) = 1 / (1 + 0.2) = 0.8333
+    rng = np.random.default_rng(1)
+    signal = rng.normal(size=(600, 40))
+    trials = signal[None] + 2.0 * rng.normal(size=(20, 600, 40))
+    c = analyses.split_half_ceiling(trials_assembly(trials), n_splits=10)
+    assert float(c.ceiling.sel(region="all")) == pytest.approx(1 / 1.2, abs=0.015)
+    # the uncorrected half-correlation is the 10-trial reliability 1 / (1 + 0.4)
+    assert float(np.median(c.consistency_uncorrected.values)) == pytest.approx(1 / 1.4, abs=0.015)
+
+
+def test_ceiling_per_region_and_errors():
+    rng = np.random.default_rng(2)
+    signal = rng.normal(size=(300, 20))
+    noise_sd = np.r_[np.full(10, 1.0), np.full(10, 3.0)]  # V1 reliable, V2 noisy
+    trials = signal[None] + noise_sd * rng.normal(size=(8, 300, 20))
+    a = trials_assembly(trials, region=("neuroid", ["V1"] * 10 + ["V2"] * 10))
+    c = analyses.split_half_ceiling(a)
+    assert float(c.ceiling.sel(region="V1")) == pytest.approx(1 / (1 + 1 / 8), abs=0.03)
+    assert float(c.ceiling.sel(region="V2")) == pytest.approx(1 / (1 + 9 / 8), abs=0.03)
+    with pytest.raises(ValueError, match="'repetition' coordinate"):
+        analyses.split_half_ceiling(data.assembly(signal, stimulus_id=np.arange(300), neuroid_id=np.arange(20)))
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    stim = sparse_texture_set(n_families=6, n_samples=10)
+    cfg = analyses.SimulatedRecordingConfig(spatial_frequencies=(2.0, 4.0), n_v1=40, n_v2=40)
+    return stim, analyses.simulated_recording(stim, cfg)
+
+
+def test_simulated_population_predicts_itself_near_its_ceiling(simulated):
+    stim, a = simulated
+    reps = a.repetition.values
+    # the "model" is the trial average of repetitions 0-9; it predicts the held-out repetitions 10-19
+    model = analyses.average_repetitions(a.isel(presentation=np.flatnonzero(reps < 10)))
+    model = model.assign_coords(neuroid_id=("neuroid", [f"m{i}" for i in range(model.sizes["neuroid"])]))
+    held_out = a.isel(presentation=np.flatnonzero(reps >= 10))
+    r = analyses.neural_predictivity(model, held_out)
+    assert r.attrs["stratified_by"] == "texture_type"
+    assert r.attrs["n_train"] == 108 and r.attrs["n_test"] == 12  # 90 % of 120 stimuli
+    for region in ("V1", "V2"):
+        assert 0.9 < float(r.normalized.sel(region=region)) < 1.05
+        assert float(r.ceiling.sel(region=region)) > 0.9
+    np.testing.assert_allclose(r.explained_variance.values, r.normalized.values ** 2)
+
+
+def test_random_features_score_near_zero(simulated):
+    stim, a = simulated
+    rng = np.random.default_rng(0)
+    rand = data.assembly(rng.random((stim.sizes["stimulus_id"], 200)), stimulus_id=stim.stimulus_id.values,
+                         neuroid_id=[f"r{i}" for i in range(200)])
+    r = analyses.neural_predictivity(rand, a)
+    assert np.all(np.abs(r.normalized.values) < 0.2)  # 12 test stimuli per split: s.e. about 0.05
+
+
+def test_random_features_on_independent_neuroids_score_zero():
+    # independent neuroids (no shared factor), many stimuli: the median over neuroids averages out
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=(400, 60))
+    neural = trials_assembly(signal[None] + 0.5 * rng.normal(size=(4, 400, 60)))
+    rand = data.assembly(rng.normal(size=(400, 100)), stimulus_id=[f"s{i:04d}" for i in range(400)],
+                         neuroid_id=[f"f{i}" for i in range(100)])
+    r = analyses.neural_predictivity(rand, neural, analyses.PredictivityConfig(n_components=10))
+    assert abs(float(r.raw.sel(region="all"))) < 0.05
+
+
+@pytest.mark.parametrize("regression", ["pls", "ridge"])
+def test_linear_ground_truth_reaches_the_ceiling(regression):
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(200, 30))
+    signal = feats @ rng.normal(size=(30, 25))
+    neural = trials_assembly(signal[None] + 1.0 * rng.normal(size=(6, 200, 25)))
+    model = data.assembly(feats, stimulus_id=[f"s{i:04d}" for i in range(200)],
+                          neuroid_id=[f"f{i}" for i in range(30)])
+    r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(regression=regression))
+    # the model holds the noise-free signal: the prediction is at least as good as the repetition average
+    assert float(r.normalized.sel(region="all")) > 0.97
+    assert float(r.raw.sel(region="all")) > 0.9
+
+
+def test_model_is_aligned_by_stimulus_id_and_time_window_is_used():
+    rng = np.random.default_rng(5)
+    feats = rng.normal(size=(120, 8))
+    signal = feats @ rng.normal(size=(8, 6))
+    trials = signal[None] + 0.5 * rng.normal(size=(4, 120, 6))
+    neural = trials_assembly(trials)
+    ids = [f"s{i:04d}" for i in range(120)]
+    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(8)])
+    cfg = analyses.PredictivityConfig(n_components=8)
+    base = analyses.neural_predictivity(model, neural, cfg)
+    order = rng.permutation(120)
+    shuffled = analyses.neural_predictivity(model.isel(presentation=order), neural, cfg)
+    np.testing.assert_allclose(shuffled.r.values, base.r.values, atol=1e-10)
+    # the same responses inside 50-200 ms plus garbage outside give the same scores
+    values = np.repeat(neural.values[:, :, None], 3, axis=2)
+    values[:, :, 0] = rng.normal(size=values.shape[:2]) * 100
+    timed = data.assembly(values, stimulus_id=neural.stimulus_id.values, neuroid_id=neural.neuroid_id.values,
+                          repetition=neural.repetition.values, time_bin_start=[0, 50, 100],
+                          time_bin_end=[50, 100, 200])
+    np.testing.assert_allclose(analyses.neural_predictivity(model, timed, cfg).r.values, base.r.values, atol=1e-10)
+
+
+def test_stratified_splits_balance_texture_type():
+    from analyses._predictivity import _splits
+
+    labels = np.array(["texture"] * 30 + ["noise"] * 30)
+    for train, test in _splits(60, analyses.PredictivityConfig(), labels):
+        assert len(test) == 6 and len(train) == 54
+        assert (labels[test] == "texture").sum() == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(regression="svm"), "unknown regression 'svm'"),
+    (dict(n_splits=0), "n_splits must be a positive integer"),
+    (dict(train_size=1.0), "train_size must lie in"),
+    (dict(n_components=50), "n_components=50 exceeds"),
+    (dict(train_size=0.98), "at least 3 test stimuli"),
+])
+def test_rejects_bad_inputs_before_fitting(kwargs, message):
+    rng = np.random.default_rng(6)
+    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
+    model = data.assembly(rng.normal(size=(60, 30)), stimulus_id=[f"s{i:04d}" for i in range(60)],
+                          neuroid_id=[f"f{i}" for i in range(30)])
+    with pytest.raises(ValueError, match=message):
+        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(**kwargs))
+
+
+def test_missing_stimuli_and_repetitions_are_reported():
+    rng = np.random.default_rng(7)
+    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
+    model = data.assembly(rng.normal(size=(50, 4)), stimulus_id=[f"s{i:04d}" for i in range(50)],
+                          neuroid_id=[f"f{i}" for i in range(4)])
+    with pytest.raises(ValueError, match="10 neural stimuli are missing"):
+        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2))
+    averaged = analyses.average_repetitions(neural)
+    with pytest.raises(ValueError, match="no 'repetition' coordinate"):
+        analyses.neural_predictivity(model, averaged, analyses.PredictivityConfig(n_components=2))
