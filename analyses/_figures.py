@@ -117,7 +117,7 @@ def _results(results: Any, what: str) -> dict[str, xr.Dataset]:
         if not isinstance(r, xr.Dataset):
             raise TypeError(f"expected {what} results as an xarray.Dataset or a file path, got {type(r).__name__}")
         return r
-    if isinstance(results, Mapping):
+    if isinstance(results, Mapping) and not isinstance(results, xr.Dataset):  # a Dataset is a Mapping too
         if not results:
             raise ValueError(f"no {what} results to plot")
         return {str(k): one(v) for k, v in results.items()}
