@@ -12,6 +12,10 @@ Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``;
 from . import losses
 from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, demo_config, load_config,
                       validate_config)
+from ._corrupt import CORRUPTIONS, corrupt
+from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, CropTask, PixelStem, RecognitionConfig, V2Net,
+                     build_v2net, corruption_benchmark, demo_recognition_config, evaluate_corruptions,
+                     load_recognition_config, plot_corruptions, train_v2net)
 from ._filters import orientation_selectivity, plot_filters, spatial_spread
 from ._deform import DeformConfig, deform, random_displacement, rms_displacement, warp
 from ._model import ModelConfig, ReceptiveField, Stage, StageConfig, V1V2, whitening_kernel
@@ -49,4 +53,21 @@ __all__ = [
     "orientation_selectivity",
     "spatial_spread",
     "plot_filters",
+    # LCL-V2Net and corruptions
+    "V2Net",
+    "BackEnd",
+    "PixelStem",
+    "BackEndConfig",
+    "RecognitionConfig",
+    "FRONT_ENDS",
+    "CropTask",
+    "build_v2net",
+    "train_v2net",
+    "evaluate_corruptions",
+    "corruption_benchmark",
+    "plot_corruptions",
+    "demo_recognition_config",
+    "load_recognition_config",
+    "CORRUPTIONS",
+    "corrupt",
 ]
