@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 # Bumped whenever the synthesis procedure changes, so that old cache files are not reused.
-_SYNTHESIS_VERSION = 1
+_SYNTHESIS_VERSION = 2
 
 # Fifteen families (as FreemanZiemba2013) from the bundled textures and texture-like photo crops; every photo's
 # short side is >= 256 px, so crop_fraction=0.5 supports images up to 128 px without enlarging.
@@ -450,7 +450,8 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
         Stimulus set with ``image (stimulus_id, y, x)`` float32 in [0, 1] (texture samples first, then noise,
         per family); coords ``texture_family``, ``texture_type`` (``"texture"``/``"noise"``), ``sample``,
         ``family_kind`` (``texture``/``photo``/``file``), ``ps_loss`` (Portilla-Simoncelli statistics mismatch
-        to the family source, before aperture) and ``contrast_factor``; variable ``source_image (family, y, x)``
+        to the family source scaled by the pair's ``contrast_factor``, before the aperture) and
+        ``contrast_factor``; variable ``source_image (family, y, x)``
         with ``source_name (family)``; attrs ``degrees``, ``synthesis_seconds``, ``cache_key``, ``config``.
 
     Raises
@@ -478,7 +479,7 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
     t0 = time.perf_counter()
     model = _ps_model(c)
     window = raised_cosine_aperture(c.size, c.aperture_ramp) if c.aperture else None
-    tex_imgs, noise_imgs, meta = [], [], []
+    tex_imgs, noise_imgs, targets, meta = [], [], [], []
     sources, source_names = [], []
     for f, fam in enumerate(c.families):
         name, kind, src = _source_image(fam, c)
@@ -489,14 +490,17 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
             synth_seq, noise_seq = ss.spawn(2)
             tex = _synthesize(src, c, model, synth_seq)
             noise = phase_randomize(tex, np.random.default_rng(noise_seq))
+            mean = float(tex.mean())
             tex, noise, factor = _fit_range(tex, noise)
             tex_imgs.append(tex)
             noise_imgs.append(noise)
+            # the reference for the PS statistics: the source with the same contrast scaling as the pair
+            targets.append(mean + factor * (src - mean))
             meta.append((name, kind, s, factor))
             if progress:
                 print(f"texture_stimuli: {name} sample {s + 1}/{c.n_samples} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    targets = np.stack([sources[source_names.index(m[0])] for m in meta])
+    targets = np.stack(targets)
     losses_tex = portilla_simoncelli_loss(np.stack(tex_imgs), targets, n_scales=c.n_scales,
                                           n_orientations=c.n_orientations,
                                           spatial_corr_width=c.spatial_corr_width)

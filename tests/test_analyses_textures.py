@@ -30,7 +30,7 @@ def small_stimuli(tmp_path_factory):
 
 @pytest.mark.parametrize("shape", [(32, 32), (33, 31)])
 def test_phase_randomize_keeps_amplitude_spectrum_exactly(shape):
-    img = np.random.default_rng(0).random(shape) ** 3  # skewed, non-Gaussian
+    img = np.random.default_rng(0).random(shape) ** 3 - 0.4  # skewed, non-Gaussian, negative mean
     noise = analyses.phase_randomize(img, seed=1)
     assert noise.shape == img.shape and noise.dtype == np.float64
     np.testing.assert_allclose(np.abs(np.fft.fft2(noise)), np.abs(np.fft.fft2(img)), rtol=1e-10, atol=1e-10)
@@ -118,7 +118,11 @@ def test_textures_match_ps_statistics_much_better_than_noise(small_stimuli):
     s, cfg = small_stimuli
     model = po.models.PortillaSimoncelli((32, 32), n_scales=cfg.n_scales)
     for f, fam in enumerate(s.source_name.values):
-        target = torch.from_numpy(s.source_image.values[f][None, None].astype(np.float32))
+        tex = s.image.values[(s.texture_family.values == fam) & (s.texture_type.values == "texture")][0]
+        factor = float(s.contrast_factor.values[s.texture_family.values == fam][0])
+        # the reference: the source with the pair's contrast scaling about the (shared) mean
+        source = s.source_image.values[f].astype(np.float64)
+        target = torch.from_numpy((tex.mean() + factor * (source - tex.mean()))[None, None].astype(np.float32))
         loss = po.loss.portilla_simoncelli_loss_factory(model, target)
         losses = {}
         for kind in ("texture", "noise"):
