@@ -1,0 +1,414 @@
+"""Mean-field theoretic manifold analysis (MFTMA): capacity, anchor radius and anchor dimension.
+
+Chung, Lee & Sompolinsky, Phys. Rev. X 8, 031003 (2018); Cohen, Chung, Lee & Sompolinsky, Nat. Commun. 11, 746
+(2020). The numbers follow the reference implementation (``neural_manifolds_replicaMFT``,
+``manifold_analysis_corr``) except where documented: the per-sample quadratic program is solved as an exactly
+equivalent non-negative least squares problem, many samples and manifolds at once (see ``_nnls``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ._center import center_structure, mean_abs_correlation
+from ._inputs import validate_manifolds, validate_settings
+from ._nnls import GramOperator, nnls_batched, nnls_reference, qp_reference
+
+__all__ = ["capacity", "manifold_geometry"]
+
+# The reference treats a sample as interior (V = T) when ||V - T|| < 1e-8, i.e. F < 1e-16.
+_INTERIOR_F = 1e-16
+# Elements (manifolds x samples x points) handled per batched solve; bounds memory.
+_CHUNK_ELEMENTS = 4_000_000
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available")
+    return dev
+
+
+def _samples(seed: int, index: int, n_t: int, dim: int) -> np.ndarray:
+    """Gaussian samples ``T`` of manifold ``index``: ``(n_t, dim + 1)``, last column the center coordinate."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    return rng.standard_normal((n_t, dim + 1))
+
+
+def _principal_coordinates(points: list[torch.Tensor], m: int, D: int) -> torch.Tensor:
+    """Coordinates of each manifold's points in the principal basis of their span.
+
+    ``points[j]`` ``(m_j, A)``; returns ``C`` ``(P, m, D)`` (zero-padded), ``C_j C_j^T = X_j X_j^T`` up to
+    rounding, with ``min(m_j, A)`` columns in decreasing variance order, each column's sign fixed so that the
+    sum of cubed coordinates is positive (ties: the sign of the largest-magnitude coordinate). The basis depends
+    only on the points' Gram matrix, so rotations of the ambient space and permutations of the points leave the
+    coordinates (and thus the Gaussian samples drawn in them) unchanged.
+    """
+    P = len(points)
+    ref = points[0]
+    C = torch.zeros((P, m, D), dtype=ref.dtype, device=ref.device)
+    # Group manifolds of the same shape so that each group is one batched eigendecomposition.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, p in enumerate(points):
+        groups.setdefault(tuple(p.shape), []).append(j)
+    for (mj, A), js in groups.items():
+        X = torch.stack([points[j] for j in js])  # (g, mj, A)
+        if A >= mj:  # span of at most mj dims: eigenvectors of the point Gram matrix
+            evals, evecs = torch.linalg.eigh(torch.bmm(X, X.transpose(1, 2)))
+            evals, evecs = evals.flip(-1), evecs.flip(-1)
+            Cg = evecs * torch.sqrt(evals.clamp_min(0.0))[:, None, :]
+        else:  # fewer features than points: project on the eigenvectors of the feature Gram matrix
+            evals, evecs = torch.linalg.eigh(torch.bmm(X.transpose(1, 2), X))
+            Cg = torch.bmm(X, evecs.flip(-1))
+        skew = (Cg ** 3).sum(1)
+        scale = (Cg.abs() ** 3).sum(1)
+        big = torch.gather(Cg, 1, Cg.abs().argmax(1, keepdim=True)).squeeze(1)
+        sign = torch.where(skew.abs() > 1e-9 * scale, torch.sign(skew), torch.sign(big))
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        Cg = Cg * sign[:, None, :]
+        idx = torch.as_tensor(js, device=ref.device)
+        C[idx, :mj, : Cg.shape[-1]] = Cg
+    return C
+
+
+def _summaries(F: torch.Tensor, s: torch.Tensor, z: torch.Tensor, dims: torch.Tensor, definition: str
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Capacity, radius and dimension per manifold from the per-sample values.
+
+    ``F`` ``(P, n)``, anchor points ``s`` and samples ``z`` ``(P, n, D)`` (zero-padded), ``dims`` ``(P,)``.
+    """
+    mean_F = F.mean(-1)
+    alpha = torch.where(mean_F > 0, 1.0 / mean_F, torch.full_like(mean_F, torch.inf))
+    s_sq = (s * s).sum(-1)
+    z_norm = torch.linalg.vector_norm(z, dim=-1)
+    zs = (z * s).sum(-1)
+    if definition == "reference":
+        # R_M: spread of the anchor points around their mean over samples (PRX 2018 eq. 28 as coded in the
+        # reference); D_M: D times the SQUARED MEAN cosine between t and the anchor point (reference code).
+        s_mean = s.mean(1, keepdim=True)
+        radius = torch.sqrt(((s - s_mean) ** 2).sum(-1).mean(-1))
+        cos = zs / (z_norm.clamp_min(torch.finfo(z.dtype).tiny) * torch.sqrt(s_sq + 1e-12))
+        dimension = dims.to(F.dtype) * cos.mean(-1) ** 2
+    else:
+        # Theory: R_M^2 = <|s|^2>, D_M = <(t . s_hat)^2> over the samples.
+        radius = torch.sqrt(s_sq.mean(-1))
+        proj_sq = torch.where(s_sq > 0, zs * zs / s_sq.clamp_min(torch.finfo(z.dtype).tiny), torch.zeros_like(zs))
+        dimension = proj_sq.mean(-1)
+    return alpha, radius, dimension
+
+
+def _analyse_chunk(points: list[torch.Tensor], indices: list[int], kappa: float, n_t: int, seed: int,
+                   definition: str, solver: str, warm_iter: int) -> dict[str, torch.Tensor]:
+    """Anchor-point analysis of a group of manifolds (deviations from their centers, center at unit norm)."""
+    device, dtype = points[0].device, points[0].dtype
+    Pc = len(points)
+    sizes = [p.shape[0] for p in points]
+    m = max(sizes)
+    dims = torch.tensor([min(p.shape[0], p.shape[1]) for p in points], device=device)
+    D = int(dims.max())
+    valid = torch.arange(m, device=device)[None, :] < torch.tensor(sizes, device=device)[:, None]
+    C = _principal_coordinates(points, m, D)  # (Pc, m, D): points x coordinates
+    z = torch.zeros((Pc, n_t, D), dtype=dtype, device=device)
+    tc = torch.zeros((Pc, n_t), dtype=dtype, device=device)
+    for j, i in enumerate(indices):
+        t = torch.as_tensor(_samples(seed, i, n_t, int(dims[j])), dtype=dtype, device=device)
+        z[j, :, : int(dims[j])] = t[:, :-1]
+        tc[j] = t[:, -1]
+    b_dev = torch.bmm(z, C.transpose(1, 2))  # (Pc, n, m): t_D . x_mu
+    t_center = tc + kappa  # kappa moves the constraint into the center coordinate (see _nnls)
+    if solver == "fast":
+        # S = [C^T; 1]: (D + 1, m) per manifold; padded points are masked out by `valid`.
+        S = torch.cat([C.transpose(1, 2), torch.ones((Pc, 1, m), dtype=dtype, device=device)], dim=1)
+        op = GramOperator(S=S) if D + 1 < m else GramOperator(G=torch.bmm(S.transpose(1, 2), S))
+        b = b_dev + t_center[..., None]
+        t_norm2 = (z * z).sum(-1) + t_center ** 2
+        a, _info = nnls_batched(op, b, valid, t_norm2, warm_iter=warm_iter)
+        F = (a * op.times(a)).sum(-1)
+        weight = a.sum(-1)
+        s = torch.bmm(a, C) / torch.where(weight > 0, weight, torch.ones_like(weight))[..., None]
+    else:
+        F = torch.zeros((Pc, n_t), dtype=dtype, device=device)
+        s = torch.zeros((Pc, n_t, D), dtype=dtype, device=device)
+        for j in range(Pc):
+            mj, dj = sizes[j], int(dims[j])
+            Cj = C[j, :mj, :dj].cpu().numpy()
+            S = np.vstack([Cj.T, np.ones((1, mj))])  # (D+1, m): points with the unit center coordinate
+            T = np.concatenate([z[j, :, :dj].cpu().numpy(), tc[j, :, None].cpu().numpy()], axis=1)
+            if solver == "reference":
+                T_shift = T.copy()
+                T_shift[:, -1] += kappa
+                Sa = nnls_reference(S, T_shift) @ S.T
+            else:
+                Sa = qp_reference(S, T, kappa)
+            F[j] = torch.as_tensor((Sa ** 2).sum(-1), dtype=dtype, device=device)
+            weight = Sa[:, -1]
+            anchor = Sa[:, :-1] / np.where(weight > 0, weight, 1.0)[:, None]
+            s[j, :, :dj] = torch.as_tensor(anchor, dtype=dtype, device=device)
+    # Interior samples (t already satisfies the constraints): the anchor is the point of largest projection.
+    interior = F <= _INTERIOR_F
+    if bool(interior.any()):
+        jmax = torch.where(valid[:, None, :], b_dev, torch.tensor(-torch.inf, dtype=dtype, device=device)).argmax(-1)
+        s_max = torch.gather(C, 1, jmax[..., None].expand(-1, -1, D))
+        s = torch.where(interior[..., None], s_max, s)
+        F = torch.where(interior, torch.zeros_like(F), F)
+    alpha, radius, dimension = _summaries(F, s, z, dims, definition)
+    return {"alpha": alpha, "radius": radius, "dimension": dimension, "dims": dims}
+
+
+def _anchor_analysis(points: list[torch.Tensor], kappa: float, n_t: int, seed: int, definition: str,
+                     solver: str, warm_iter: int = 30) -> dict[str, np.ndarray]:
+    """Run the per-manifold analysis in chunks of similar size; returns numpy arrays in input order."""
+    order = sorted(range(len(points)), key=lambda i: (points[i].shape[0], i))
+    out: dict[str, list[Any]] = {"alpha": [], "radius": [], "dimension": [], "dims": []}
+    pos: list[int] = []
+    start = 0
+    while start < len(order):
+        m = points[order[start]].shape[0]
+        per = max(1, _CHUNK_ELEMENTS // (n_t * m))
+        chunk = order[start:start + per]
+        res = _analyse_chunk([points[i] for i in chunk], chunk, kappa, n_t, seed, definition, solver, warm_iter)
+        for key in out:
+            out[key].append(res[key].detach().cpu().numpy())
+        pos.extend(chunk)
+        start += len(chunk)
+    inv = np.argsort(np.asarray(pos))
+    return {key: np.concatenate(val)[inv] for key, val in out.items()}
+
+
+def _dataset(res: dict[str, np.ndarray], labels: np.ndarray, n_points: list[int], attrs: dict[str, Any]
+             ) -> xr.Dataset:
+    alpha = res["alpha"]
+    with np.errstate(divide="ignore"):
+        harmonic = 1.0 / np.mean(1.0 / alpha)
+    return xr.Dataset(
+        {
+            "manifold_capacity": ("manifold", alpha),
+            "manifold_radius": ("manifold", res["radius"]),
+            "manifold_dimension": ("manifold", res["dimension"]),
+            "n_points": ("manifold", np.asarray(n_points, dtype=np.int64)),
+            "capacity": ((), float(harmonic)),
+            "radius": ((), float(np.mean(res["radius"]))),
+            "dimension": ((), float(np.mean(res["dimension"]))),
+        },
+        coords={"manifold": labels},
+        attrs=attrs,
+    )
+
+
+def manifold_geometry(
+    points: Sequence[Any],
+    kappa: float = 0.0,
+    n_t: int = 200,
+    seed: int = 0,
+    *,
+    definition: str = "reference",
+    solver: str = "fast",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> xr.Dataset:
+    """Mean-field capacity, radius and dimension of manifolds given relative to unit-norm centers.
+
+    This is the per-manifold core of :func:`capacity` without the global centering and center-correlation
+    steps: manifold ``i`` is the set of points ``(x_mu, 1)`` where the rows ``x_mu`` of ``points[i]`` are the
+    points' displacements from the manifold's center and the last coordinate is the center, at unit distance along
+    a direction orthogonal to every displacement (the reference implementation's ``(D+1)``-dimensional form).
+    It realises the analytic oracles directly: identical zero rows are a point, rows on a sphere of radius
+    ``R`` a ball, ``+- R e_i`` with large ``R`` an affine subspace.
+
+    For each manifold, ``n_t`` Gaussian vectors ``T`` are drawn in the manifold's ``D + 1`` coordinates
+    (``D = min(features, points)``, as in the reference) and
+    ``F(T) = min ||V - T||^2`` s.t. ``V . S <= -kappa`` for every point ``S`` is solved exactly;
+    the capacity is ``1 / mean F``; the anchor point of ``T`` is the convex combination of points given by the
+    dual weights (the point of largest projection where ``F = 0``).
+
+    Parameters
+    ----------
+    points
+        ``P`` arrays of shape ``(m_i, D_i)``.
+    kappa
+        Margin (``>= 0``).
+    n_t
+        Gaussian samples per manifold.
+    seed
+        Seed; manifold ``i`` draws its samples from ``SeedSequence([seed, i])``.
+    definition
+        ``"reference"`` (default): ``R_M`` is the root mean squared distance of the anchor points from their mean
+        over samples and ``D_M = D * mean(cos(t, s))^2`` (the reference code squares the mean cosine);
+        ``"theory"``: ``R_M = sqrt(<|s|^2>)`` and ``D_M = <(t . s_hat)^2>`` (PRX 2018 eqs. 28-29).
+    solver
+        ``"fast"`` (batched exact NNLS in torch), ``"reference"`` (``scipy.optimize.nnls`` one sample at a time)
+        or ``"qp"`` (scipy SLSQP on the original constrained problem, one sample at a time; slow).
+    device
+        Torch device of the fast solver (``"cpu"``, ``"cuda"``); default CPU.
+    dtype
+        Torch dtype (default float64).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``manifold_capacity``, ``manifold_radius``, ``manifold_dimension``, ``n_points`` along ``manifold``;
+        scalars ``capacity`` (harmonic mean), ``radius`` and ``dimension`` (means); settings as attributes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import geometry
+    >>> point = np.zeros((2, 1))           # a manifold that is a single point
+    >>> ring = np.array([[np.cos(a), np.sin(a)] for a in np.linspace(0, 2 * np.pi, 64, endpoint=False)])
+    >>> ds = geometry.manifold_geometry([point, ring], n_t=2000)
+    >>> [round(float(c), 1) for c in ds.manifold_capacity]  # Gardner 2; a unit disk 2/(D+1) = 2/3
+    [2.0, 0.7]
+    """
+    if isinstance(points, np.ndarray) or not isinstance(points, Sequence):
+        raise TypeError(f"points must be a list of (m_i, D_i) arrays, got {type(points).__name__}")
+    validate_settings(kappa=kappa, n_t=n_t, seed=seed, definition=definition, solver=solver)
+    arrays = []
+    for i, p in enumerate(points):
+        arr = np.asarray(p, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"points[{i}] must be a non-empty 2-D (points, coordinates) array, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"points[{i}] contains NaN or inf values")
+        arrays.append(arr)
+    if len(arrays) < 1:
+        raise ValueError("need at least 1 manifold")
+    dev = _resolve_device(device)
+    tensors = [torch.as_tensor(a, dtype=dtype, device=dev) for a in arrays]
+    res = _anchor_analysis(tensors, float(kappa), int(n_t), int(seed), definition, solver)
+    attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "definition": definition,
+             "solver": solver}
+    return _dataset(res, np.arange(len(arrays)), [a.shape[0] for a in arrays], attrs)
+
+
+def capacity(
+    x: Any,
+    by: str | None = None,
+    kappa: float = 0.0,
+    n_t: int = 200,
+    center_correlation: str = "remove",
+    seed: int = 0,
+    *,
+    definition: str = "reference",
+    max_k: int | None = None,
+    n_reps: int = 3,
+    solver: str = "fast",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> xr.Dataset:
+    """Mean-field manifold capacity, radius and dimension (MFTMA) of the manifolds in ``x``.
+
+    The algorithm of the reference implementation (``manifold_analysis_corr``): subtract the global mean of all
+    points; with ``center_correlation="remove"``, find the ``K`` center directions that best explain the
+    correlations between manifold centers and project every point onto their orthogonal complement; re-center
+    each manifold on its own center and divide by the center's norm; then, per manifold, the anchor-point
+    analysis of :func:`manifold_geometry`. Manifolds with more points than features (``m_i > N``) and fewer
+    (``m_i < N``) are both handled: each manifold is reduced exactly to its own span first.
+
+    Parameters
+    ----------
+    x
+        An assembly (manifolds: the groups of its ``by`` coordinate) or a list of ``P`` arrays ``(m_i, N)``.
+    by
+        Presentation coordinate defining the manifolds (default ``"category"``; assemblies only).
+    kappa
+        Margin (``>= 0``).
+    n_t
+        Gaussian samples per manifold; the capacity's relative sampling error is about ``std(F)/mean(F)/sqrt(n_t)``.
+    center_correlation
+        ``"remove"`` (default, as the reference; needs centers spanning at least 2 dimensions, so at least 3
+        manifolds) or ``"keep"`` (``K = 0``).
+    seed
+        Seed of the Gaussian samples and of the center-correlation random starts.
+    definition
+        ``"reference"`` or ``"theory"`` radius/dimension (see :func:`manifold_geometry`).
+    max_k
+        Largest number of center directions tried (default: the reference rule, see ``center_structure``).
+    n_reps
+        Random starts per ``K`` in the center-correlation search (the reference uses 10).
+    solver
+        ``"fast"``, ``"reference"`` or ``"qp"`` (see :func:`manifold_geometry`).
+    device
+        Torch device (``"cpu"`` default, ``"cuda"``).
+    dtype
+        Torch dtype (default float64).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per manifold (dim ``manifold``, labelled by the ``by`` values): ``manifold_capacity``,
+        ``manifold_radius``, ``manifold_dimension``, ``n_points``; scalars ``capacity`` (harmonic mean over
+        manifolds), ``radius`` and ``dimension`` (means), ``center_correlation`` (mean absolute cosine between
+        the centered manifold centers, before removal), ``K`` (center directions removed); the settings as
+        attributes.
+
+    Raises
+    ------
+    ValueError
+        Before any solve, for fewer than 2 manifolds, a manifold with fewer than 2 points, NaN/inf, a missing
+        ``by`` coordinate, ``kappa < 0``, ``n_t < 1``, or a manifold whose center coincides with the global mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import data, geometry
+    >>> rng = np.random.default_rng(0)
+    >>> values = rng.normal(size=(60, 100)) + np.repeat(rng.normal(size=(3, 100)) * 3, 20, axis=0)
+    >>> a = data.assembly(values, stimulus_id=np.arange(60), neuroid_id=np.arange(100),
+    ...                   category=np.repeat(["a", "b", "c"], 20))
+    >>> ds = geometry.capacity(a, by="category", n_t=100)
+    >>> ds.manifold_capacity.sizes["manifold"], bool(ds.capacity > 0)
+    (3, True)
+    """
+    manifolds, labels = validate_manifolds(x, by)
+    validate_settings(kappa=kappa, n_t=n_t, seed=seed, center_correlation=center_correlation,
+                      definition=definition, solver=solver)
+    if n_reps < 1:
+        raise ValueError(f"n_reps must be >= 1, got {n_reps}")
+    if max_k is not None and max_k < 1:
+        raise ValueError(f"max_k must be >= 1, got {max_k}")
+    P = len(manifolds)
+    if center_correlation == "remove" and P < 3:
+        raise ValueError(
+            f"center_correlation='remove' needs at least 3 manifolds (got {P}): with 2 the only center direction "
+            "is their difference, and removing it leaves both centers at the origin; use center_correlation='keep'"
+        )
+    dev = _resolve_device(device)
+    X = [torch.as_tensor(m, dtype=dtype, device=dev) for m in manifolds]
+    total = sum(int(m.shape[0]) for m in X)
+    origin = sum(m.sum(0) for m in X) / total
+    centers = torch.stack([m.mean(0) for m in X])
+    correlation = mean_abs_correlation(centers - centers.mean(0, keepdim=True))
+    K, k_max, directions = 0, 0, None
+    if center_correlation == "remove":
+        cs = center_structure(centers, max_k=max_k, n_reps=n_reps, seed=seed)
+        K, k_max, directions = cs.K, cs.max_k, cs.directions
+    deviations = []
+    for i, m in enumerate(X):
+        xr_ = m - origin
+        if directions is not None:
+            xr_ = xr_ - (xr_ @ directions) @ directions.T
+        c = xr_.mean(0)
+        norm = torch.linalg.vector_norm(c)
+        scale = torch.linalg.vector_norm(xr_, dim=1).max()
+        if not bool(norm > 1e-12 * scale.clamp_min(torch.finfo(dtype).tiny)):
+            raise ValueError(
+                f"manifold {labels[i]!r}: its center coincides with the global mean"
+                + (" after removing the center correlations" if directions is not None else "")
+                + "; the capacity is undefined"
+            )
+        deviations.append((xr_ - c) / norm)
+    res = _anchor_analysis(deviations, float(kappa), int(n_t), int(seed), definition, solver)
+    attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "center_correlation_mode":
+             center_correlation, "definition": definition, "solver": solver, "n_reps": int(n_reps),
+             "max_k": int(k_max), "by": "" if by is None and not isinstance(x, xr.DataArray) else (by or "category")}
+    ds = _dataset(res, labels, [m.shape[0] for m in manifolds], attrs)
+    ds["center_correlation"] = ((), float(correlation))
+    ds["K"] = ((), int(K))
+    return ds
