@@ -72,3 +72,33 @@ __all__ = [
     "average_repetitions",
     "RESPONSE_WINDOW_MS",
 ]
+from ._pipeline import (
+    MODELS,
+    STAGES,
+    GeometryConfig,
+    JobsConfig,
+    NeuralDataConfig,
+    PipelineConfig,
+    default_pipeline_config,
+    pipeline_config_from_dict,
+    plot,
+    run,
+    validate_pipeline_config,
+    write_report,
+)
+
+__all__ += [
+    # the main job
+    "PipelineConfig",
+    "NeuralDataConfig",
+    "GeometryConfig",
+    "JobsConfig",
+    "MODELS",
+    "STAGES",
+    "default_pipeline_config",
+    "pipeline_config_from_dict",
+    "validate_pipeline_config",
+    "run",
+    "plot",
+    "write_report",
+]

@@ -1,87 +1,744 @@
-"""The main job: from the embedded default (bundled photographs) to results files and figures."""
+"""The main job: train LCL models (and their ablations), compare them with (simulated or recorded) primate V1/V2
+data, measure population geometry, run the decoding study, and write results, figures and a report.
+
+Every study step is a module-level function run as a submitit job (:func:`analyses.run_jobs`): local processes by
+default, a Slurm job array when configured. Each step writes its outputs atomically and is skipped when they
+already exist, so an interrupted run resumes where it stopped (LCL training resumes from its checkpoint).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 import data
+import decoding
+import geometry
+import lcl
 
-__all__ = ["PipelineConfig", "run", "plot"]
+from ._figures import figure_style, plot_predictivity, plot_texture_modulation, plot_texture_stimuli, save_figure
+from ._jobs import EXECUTORS, JobStep, run_jobs
+from ._modulation import texture_modulation
+from ._predictivity import PredictivityConfig, neural_predictivity, validate_predictivity_config
+from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
+from ._textures import TextureStimuliConfig, texture_stimuli, validate_texture_config
+
+__all__ = [
+    "MODELS",
+    "STAGES",
+    "NeuralDataConfig",
+    "GeometryConfig",
+    "JobsConfig",
+    "PipelineConfig",
+    "default_pipeline_config",
+    "pipeline_config_from_dict",
+    "validate_pipeline_config",
+    "run",
+    "plot",
+    "write_report",
+]
+
+# Model name -> how it is made. LCL variants are changes to the LCL config (ablations as config, not code copies).
+MODELS: dict[str, dict[str, Any] | None] = {
+    "lcl": {},                                           # layerwise, deformation matched to each stage's RF
+    "lcl_fixed": {"deform": {"matching": "fixed"}},      # ablation: the same amplitude for both stages
+    "lcl_end_to_end": {"train": {"mode": "end_to_end"}},  # ablation: both stages trained through the stage-2 loss
+    "untrained": None,                                   # the same architecture at its random initialisation
+}
+STAGES = ("stage1", "stage2")
+PIXELS = "pixels"
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuralDataConfig:
+    """Where the primate V1/V2 data come from.
+
+    Parameters
+    ----------
+    source
+        ``"simulated"`` (offline default: :func:`analyses.simulated_recording` on the texture stimuli),
+        ``"file"`` (an assembly file: written by :func:`data.save`, or a Brain-Score netCDF such as
+        ``assy_movshon_FreemanZiemba2013_public.nc`` read with :func:`data.from_brainscore`).
+    path
+        The assembly file, with ``source="file"``.
+    stimulus_csv, stimulus_zip
+        The file's Brain-Score stimulus set (CSV + zip). When given, models see these images instead of the
+        synthesized textures; otherwise the file's ``stimulus_id`` must match the synthesized stimuli.
+    simulated
+        Settings of the simulated recording.
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.NeuralDataConfig().source
+    'simulated'
+    """
+
+    source: str = "simulated"
+    path: str = ""
+    stimulus_csv: str = ""
+    stimulus_zip: str = ""
+    simulated: SimulatedRecordingConfig = dataclasses.field(default_factory=SimulatedRecordingConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeometryConfig:
+    """Population geometry of texture-family manifolds (the texture samples of each family are its points).
+
+    Parameters
+    ----------
+    kappa
+        Margin of the mean-field capacity.
+    n_t
+        Gaussian samples per manifold.
+    center_correlation
+        ``"remove"`` or ``"keep"`` (see :func:`geometry.capacity`).
+    cv
+        Folds of the cross-validated decodability.
+    max_features
+        Representations with more features are subsampled to this many (seeded, without replacement), which
+        keeps the cost bounded; capacity is insensitive to the ambient dimension once it exceeds the number of
+        points.
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.GeometryConfig().n_t
+    200
+    """
+
+    kappa: float = 0.0
+    n_t: int = 200
+    center_correlation: str = "remove"
+    cv: int = 3
+    max_features: int = 4000
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsConfig:
+    """How study steps run.
+
+    Parameters
+    ----------
+    executor
+        ``"local"`` (submitit processes on this machine), ``"slurm"`` (a Slurm job array) or ``"debug"`` (in
+        this process).
+    max_parallel
+        Jobs at once.
+    threads_per_job
+        Torch threads in each job.
+    timeout_min
+        Time limit of each job.
+    slurm_partition
+        Slurm partition (``executor="slurm"``).
+    slurm_gpus_per_node, slurm_cpus_per_task, slurm_mem_gb
+        Slurm resources per job.
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.JobsConfig().executor
+    'local'
+    """
+
+    executor: str = "local"
+    max_parallel: int = 2
+    threads_per_job: int = 1
+    timeout_min: float = 60.0
+    slurm_partition: str = ""
+    slurm_gpus_per_node: int = 0
+    slurm_cpus_per_task: int = 4
+    slurm_mem_gb: int = 16
+
+
+def _default_lcl() -> lcl.LCLConfig:
+    return lcl.demo_config()
+
+
+def _default_decoding() -> decoding.StudyConfig:
+    return decoding.default_config("demo")
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    """Settings of the main job.
+    """The main job. TOML: top-level keys plus one table per component (``[lcl]``, ``[stimuli]``, ``[neural]``,
+    ``[predictivity]``, ``[geometry]``, ``[decoding]``, ``[jobs]``); a table changes only the keys it names.
 
     Parameters
     ----------
     seed
-        Seed for everything random in the job.
-    image_size
-        Side of the bundled photographs, in pixels.
+        Seed of the job's own random choices (feature subsampling).
+    models
+        Models to compare, from :data:`MODELS`.
+    stages
+        Model stages to record, from :data:`STAGES`.
+    lcl
+        LCL training (default :func:`lcl.demo_config`); the ablations change it as :data:`MODELS` says.
+    stimuli
+        Texture / noise stimuli.
+    neural
+        Primate data.
+    predictivity
+        Neural predictivity.
+    geometry
+        Population geometry.
+    decoding
+        The decoding study (default ``decoding.default_config("demo")``).
+    run_decoding
+        Run the decoding study.
+    jobs
+        Executor settings.
+
+    Examples
+    --------
+    >>> import analyses
+    >>> cfg = analyses.default_pipeline_config()
+    >>> cfg.models
+    ('lcl', 'lcl_fixed', 'lcl_end_to_end', 'untrained')
     """
 
     seed: int = 0
-    image_size: int = 128
-
-    def __post_init__(self) -> None:
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be at least 16 px, got {self.image_size}")
-
-
-def _small_model(seed: int):
-    import torch
-
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 7, stride=2), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 16, 5, stride=2), torch.nn.ReLU(),
-    )
+    models: tuple[str, ...] = ("lcl", "lcl_fixed", "lcl_end_to_end", "untrained")
+    stages: tuple[str, ...] = STAGES
+    lcl: lcl.LCLConfig = dataclasses.field(default_factory=_default_lcl)
+    stimuli: TextureStimuliConfig = dataclasses.field(default_factory=TextureStimuliConfig)
+    neural: NeuralDataConfig = dataclasses.field(default_factory=NeuralDataConfig)
+    predictivity: PredictivityConfig = dataclasses.field(default_factory=PredictivityConfig)
+    geometry: GeometryConfig = dataclasses.field(default_factory=GeometryConfig)
+    decoding: decoding.StudyConfig = dataclasses.field(default_factory=_default_decoding)
+    run_decoding: bool = True
+    jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
 
 
-def run(config: PipelineConfig, out: str | Path) -> Path:
-    """Run the main job and write results and figures into ``out``.
+def default_pipeline_config() -> PipelineConfig:
+    """The embedded default: everything on the bundled images, sized to finish in minutes on 2 CPU cores.
+
+    Returns
+    -------
+    PipelineConfig
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.default_pipeline_config().neural.source
+    'simulated'
+    """
+    return PipelineConfig()
+
+
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, val in changes.items():
+        if isinstance(val, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from a (TOML) dict: each table changes the embedded default's keys it names.
+
+    Parameters
+    ----------
+    values
+        Nested dict, e.g. ``{"models": ["lcl"], "lcl": {"train": {"steps": [100, 100]}}}``.
+
+    Returns
+    -------
+    PipelineConfig
+
+    Raises
+    ------
+    ValueError
+        For unknown keys at any level (naming them).
+
+    Examples
+    --------
+    >>> import analyses
+    >>> cfg = analyses.pipeline_config_from_dict({"models": ["lcl"], "geometry": {"n_t": 50}})
+    >>> cfg.models, cfg.geometry.n_t, cfg.geometry.kappa
+    (('lcl',), 50, 0.0)
+    >>> analyses.pipeline_config_from_dict({"modles": ["lcl"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown config key(s) ['modles'] for PipelineConfig; valid keys: [...]
+    """
+    values = dict(values or {})
+    base = default_pipeline_config()
+    top = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = sorted(set(values) - top)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} for PipelineConfig; valid keys: {sorted(top)}")
+    changes: dict[str, Any] = {}
+    for name, val in values.items():
+        current = getattr(base, name)
+        if not dataclasses.is_dataclass(current):
+            changes[name] = tuple(val) if isinstance(val, list) else val
+            continue
+        if not isinstance(val, Mapping):
+            raise ValueError(f"[{name}] must be a table, got {type(val).__name__}")
+        if name == "lcl":
+            changes[name] = current.replace(**val)
+        elif name == "decoding":
+            changes[name] = decoding.default_config("demo", **val)
+        else:
+            merged = _merge(dataclasses.asdict(current), val)
+            changes[name] = data.config_from_dict(type(current), merged, where=f"[{name}] ")
+    return dataclasses.replace(base, **changes)
+
+
+def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
+    """Check the whole job before any work: model and stage names, data files, executor, every component.
 
     Parameters
     ----------
     config
-        The job's settings.
+        The job.
+
+    Returns
+    -------
+    PipelineConfig
+        ``config`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: unknown model or stage, missing or unreadable data file, bad executor, or a
+        component's own check.
+
+    Examples
+    --------
+    >>> import dataclasses, analyses
+    >>> bad = dataclasses.replace(analyses.default_pipeline_config(), models=("alexnet",))
+    >>> analyses.validate_pipeline_config(bad)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown model(s) ['alexnet']; choose from ['lcl', 'lcl_fixed', 'lcl_end_to_end', 'untrained']
+    """
+    if not isinstance(config, PipelineConfig):
+        raise TypeError(f"expected a PipelineConfig, got {type(config).__name__}")
+    unknown = [m for m in config.models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    if not config.models:
+        raise ValueError("models is empty: name at least one of " + str(list(MODELS)))
+    if len(set(config.models)) != len(config.models):
+        raise ValueError(f"models lists a model twice: {list(config.models)}")
+    bad_stages = [s for s in config.stages if s not in STAGES]
+    if bad_stages or not config.stages:
+        raise ValueError(f"bad stage name(s) {bad_stages or '(none given)'}; choose from {list(STAGES)}")
+    lcl.validate_config(config.lcl)
+    for name, changes in MODELS.items():
+        if changes and name in config.models:
+            lcl.validate_config(config.lcl.replace(**changes))
+    validate_texture_config(config.stimuli)
+    validate_predictivity_config(config.predictivity)
+    if config.jobs.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {config.jobs.executor!r}; choose from {list(EXECUTORS)}")
+    if config.jobs.max_parallel < 1 or config.jobs.threads_per_job < 1 or config.jobs.timeout_min <= 0:
+        raise ValueError("jobs.max_parallel and jobs.threads_per_job must be >= 1 and jobs.timeout_min > 0")
+    g = config.geometry
+    if g.kappa < 0 or g.n_t < 1 or g.cv < 2 or g.max_features < 2:
+        raise ValueError(f"bad geometry settings: kappa >= 0, n_t >= 1, cv >= 2, max_features >= 2 needed; got {g}")
+    if g.center_correlation not in ("remove", "keep"):
+        raise ValueError(f"geometry.center_correlation must be 'remove' or 'keep', got {g.center_correlation!r}")
+    if config.stimuli.n_samples < 2:
+        raise ValueError("stimuli.n_samples must be at least 2: the samples of a family are its manifold's points")
+    neural = config.neural
+    if neural.source == "simulated":
+        blank = data.stimulus_set(np.zeros((1, config.stimuli.size, config.stimuli.size)),
+                                  degrees=config.stimuli.degrees)
+        validate_simulated_config(neural.simulated, blank)
+    elif neural.source == "file":
+        if not neural.path:
+            raise ValueError("neural.source = 'file' needs neural.path (an assembly .nc file)")
+        if not Path(neural.path).is_file():
+            raise ValueError(f"neural data file not found: {neural.path}")
+        if bool(neural.stimulus_csv) != bool(neural.stimulus_zip):
+            raise ValueError("give both neural.stimulus_csv and neural.stimulus_zip, or neither")
+        for f in (neural.stimulus_csv, neural.stimulus_zip):
+            if f and not Path(f).is_file():
+                raise ValueError(f"stimulus file not found: {f}")
+        _check_neural(_read_neural(neural.path))
+    else:
+        raise ValueError(f"neural.source must be 'simulated' or 'file', got {neural.source!r}")
+    return config
+
+
+# ----------------------------------------------------------------------------------------------- neural data
+def _read_neural(path: str | Path) -> xr.DataArray:
+    """An assembly file written by data.save, or a Brain-Score netCDF."""
+    try:
+        obj = data.load(path)
+    except Exception as exc:  # noqa: BLE001 - reported with the file name
+        raise ValueError(f"cannot read neural data file {path}: {exc}") from exc
+    if isinstance(obj, xr.Dataset):
+        return data.from_brainscore(path)
+    return data.validate_assembly(obj)
+
+
+def _check_neural(assembly: xr.DataArray) -> None:
+    missing = [c for c in ("texture_family", "texture_type", "repetition") if c not in assembly.coords]
+    if missing:
+        raise ValueError(f"the neural assembly lacks coordinate(s) {missing} (FreemanZiemba2013 names)")
+
+
+# ----------------------------------------------------------------------------------------------- job steps
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _model_config(config: PipelineConfig, name: str) -> lcl.LCLConfig:
+    changes = MODELS[name]
+    return config.lcl.replace(**changes) if changes else config.lcl
+
+
+def step_train(config: PipelineConfig, name: str, out: str) -> str:
+    """Job: train one LCL model (resuming from its checkpoint) or build the untrained control; returns its folder.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    folder = Path(out) / "models" / name
+    model_file = folder / "model.pt"
+    if model_file.is_file():
+        return str(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if MODELS[name] is None:
+        import torch
+
+        torch.manual_seed(config.lcl.train.seed)
+        model = lcl.V1V2(config.lcl.model)
+        with data.atomic_write(model_file) as tmp:
+            torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config.lcl),
+                        "provenance": data.provenance(config.lcl, config.lcl.train.seed)}, tmp)
+        return str(folder)
+    cfg = _model_config(config, name)
+    resume = (folder / "checkpoint.pt").is_file()
+    lcl.train(cfg, folder, resume=resume)
+    return str(folder)
+
+
+def _load_model(folder: Path) -> Any:
+    return lcl.load_model(folder)
+
+
+def step_stimuli(config: PipelineConfig, out: str) -> str:
+    """Job: the stimulus set (synthesized textures + noise, or the neural file's own stimuli); returns its path.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    path = Path(out) / "results" / "stimuli.nc"
+    if path.is_file():
+        return str(path)
+    if config.neural.stimulus_csv:
+        stimuli = data.read_brainscore_stimuli(config.neural.stimulus_csv, config.neural.stimulus_zip)
+    else:
+        stimuli = texture_stimuli(config.stimuli, cache_dir=Path(out) / "cache")
+    data.save(stimuli, path, config=config.stimuli, seed=config.stimuli.seed)
+    return str(path)
+
+
+def step_decoding(config: PipelineConfig, out: str) -> str:
+    """Job: the decoding study (retina -> linear -> point-wise / enhanced); returns its results file.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    folder = Path(out) / "decoding"
+    results = folder / "results.nc"
+    if results.is_file():
+        return str(results)
+    decoding.run_study(config.decoding, out_dir=folder, resume=(folder / "enhancer.pt").is_file(), progress=True)
+    return str(results)
+
+
+def step_neural(config: PipelineConfig, out: str, stimuli_path: str) -> str:
+    """Job: the primate recording for the stimuli (simulated, or read from the file); returns its path.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    path = Path(out) / "results" / "neural.nc"
+    if path.is_file():
+        return str(path)
+    stimuli = data.load(stimuli_path)
+    if config.neural.source == "simulated":
+        assembly = simulated_recording(stimuli, config.neural.simulated)
+        cfg: Any = config.neural.simulated
+        seed = config.neural.simulated.seed
+    else:
+        assembly = _read_neural(config.neural.path)
+        missing = set(assembly["stimulus_id"].values.tolist()) - set(stimuli["stimulus_id"].values.tolist())
+        if missing:
+            raise ValueError(f"{len(missing)} neural stimulus_id(s) are not in the stimulus set, "
+                             f"e.g. {sorted(missing)[:3]}")
+        cfg, seed = config.neural, None
+    data.save(assembly, path, config=cfg, seed=seed)
+    return str(path)
+
+
+def _subsample(assembly: xr.DataArray, max_features: int, seed: int) -> xr.DataArray:
+    n = assembly.sizes["neuroid"]
+    if n <= max_features:
+        return assembly
+    keep = np.sort(np.random.default_rng(seed).choice(n, size=max_features, replace=False))
+    return assembly.isel(neuroid=keep)
+
+
+def _geometry(assembly: xr.DataArray, config: PipelineConfig, label: str) -> xr.Dataset:
+    """Capacity, radius, dimension, alignment and decodability of the texture-family manifolds."""
+    tex = assembly.isel(presentation=np.flatnonzero(assembly["texture_type"].values == "texture"))
+    tex = _subsample(tex, config.geometry.max_features, config.seed)
+    g = config.geometry
+    cap = geometry.capacity(tex, by="texture_family", kappa=g.kappa, n_t=g.n_t,
+                            center_correlation=g.center_correlation, seed=config.seed)
+    ali = geometry.alignment(tex, by="texture_family")
+    dec = geometry.decodability(tex, by="texture_family", cv=min(g.cv, config.stimuli.n_samples))
+    summary = {}
+    for ds in (cap, ali, dec):
+        for name, var in ds.data_vars.items():
+            if var.ndim == 0:
+                summary[name] = float(var)
+    per_manifold = cap[[v for v in cap.data_vars if cap[v].dims == ("manifold",)]]
+    out = per_manifold.assign({k: ((), v) for k, v in summary.items()})
+    out.attrs = {"representation": label, "n_features": int(tex.sizes["neuroid"]),
+                 "n_points": int(tex.sizes["presentation"])}
+    return out
+
+
+def step_analyze(config: PipelineConfig, out: str, name: str, stimuli_path: str, neural_path: str) -> list[str]:
+    """Job: record one model's stages (or the pixels, or the neural data) and compute texture modulation,
+    neural predictivity and geometry; returns the result files.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    res = Path(out) / "results"
+    stimuli = data.load(stimuli_path)
+    neural = data.load(neural_path)
+    files: list[str] = []
+    if name == "neural":
+        path = res / "modulation_neural.nc"
+        if not path.is_file():
+            data.save(texture_modulation(neural), path, config=config, seed=config.seed)
+        files.append(str(path))
+        mean = neural
+        if "time_bin" in mean.dims:
+            mean = mean.mean("time_bin")
+        ids = mean["stimulus_id"].values
+        order = list(dict.fromkeys(ids.tolist()))
+        mean = mean.groupby("stimulus_id").mean().sel(stimulus_id=order)
+        for region in np.unique(neural["region"].values).tolist():
+            path = res / f"geometry_neural_{region}.nc"
+            if not path.is_file():
+                part = mean.isel(neuroid=np.flatnonzero(mean["region"].values == region))
+                part = part.rename({"stimulus_id": "presentation"})
+                part = part.assign_coords(stimulus_id=("presentation", order))
+                meta = stimuli.sel(stimulus_id=order)
+                part = part.assign_coords(texture_family=("presentation", meta["texture_family"].values),
+                                          texture_type=("presentation", meta["texture_type"].values))
+                part = part.transpose("presentation", "neuroid")
+                data.save(_geometry(part, config, f"neural {region}"), path, config=config.geometry,
+                          seed=config.seed)
+            files.append(str(path))
+        return files
+    if name == PIXELS:
+        imgs = stimuli["image"].values.reshape(stimuli.sizes["stimulus_id"], -1).astype(np.float64)
+        meta = {c: ("presentation", stimuli[c].values) for c in ("texture_family", "texture_type", "sample")
+                if c in stimuli.coords}
+        n = imgs.shape[1]
+        recorded = {PIXELS: data.assembly(imgs, stimulus_id=stimuli["stimulus_id"].values,
+                                          neuroid_id=[f"px{i}" for i in range(n)],
+                                          region=("neuroid", np.full(n, PIXELS)), **meta)}
+    else:
+        model = _load_model(Path(out) / "models" / name)
+        recorded = data.record(model, stimuli, layers=list(config.stages), batch_size=16,
+                               regions={s: s for s in config.stages})
+    for stage, assembly in recorded.items():
+        label = name if name == PIXELS else f"{name}_{stage}"
+        targets = {
+            res / f"modulation_{label}.nc": lambda a=assembly: texture_modulation(a),
+            res / f"predictivity_{label}.nc": lambda a=assembly: neural_predictivity(a, neural, config.predictivity),
+            res / f"geometry_{label}.nc": lambda a=assembly, lab=label: _geometry(a, config, lab),
+        }
+        for path, compute in targets.items():
+            if not path.is_file():
+                data.save(compute(), path, config=config, seed=config.seed)
+            files.append(str(path))
+    return files
+
+
+# ----------------------------------------------------------------------------------------------- orchestration
+def _to_dict(config: PipelineConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=list))
+
+
+def _run_steps(steps: list[JobStep], config: PipelineConfig, out: Path, phase: str) -> list[Any]:
+    j = config.jobs
+    slurm: dict[str, Any] | None = None
+    if j.executor == "slurm":
+        slurm = {"slurm_cpus_per_task": j.slurm_cpus_per_task, "slurm_mem_gb": j.slurm_mem_gb}
+        if j.slurm_partition:
+            slurm["slurm_partition"] = j.slurm_partition
+        if j.slurm_gpus_per_node:
+            slurm["slurm_gpus_per_node"] = j.slurm_gpus_per_node
+    print(f"[{phase}] {len(steps)} job(s) on executor {j.executor!r}: " + ", ".join(s.label for s in steps),
+          flush=True)
+    return run_jobs(steps, executor=j.executor, folder=out / "jobs" / phase, slurm_params=slurm,
+                    timeout_min=j.timeout_min, max_parallel=j.max_parallel)
+
+
+def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/demo") -> Path:
+    """Run the main job; write results (netCDF/JSON), figures (PNG + PDF) and ``report.md`` into ``out``.
+
+    Phase 1 (one job array): train each LCL model, make the stimuli, run the decoding study. Phase 2: the
+    neural recording. Phase 3 (one job array): per model (and for the pixels and the neural data) record the
+    stages, texture modulation, neural predictivity and geometry. Then figures and the report. Steps whose
+    outputs exist are skipped, so re-running an interrupted job resumes it.
+
+    Parameters
+    ----------
+    config
+        The job (default: :func:`default_pipeline_config`, the embedded default).
     out
-        Output folder (created).
+        Output folder.
 
     Returns
     -------
     pathlib.Path
         The output folder.
 
+    Raises
+    ------
+    ValueError
+        From :func:`validate_pipeline_config`, before any work.
+
     Examples
     --------
-    >>> import analyses._pipeline as p, tempfile
-    >>> out = p.run(p.PipelineConfig(image_size=32), tempfile.mkdtemp())  # doctest: +SKIP
+    >>> import analyses
+    >>> analyses.run(analyses.default_pipeline_config(), "outputs/demo")  # doctest: +SKIP
     """
+    config = validate_pipeline_config(config or default_pipeline_config())
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    stimuli = data.natural_images(size=config.image_size)
-    model = _small_model(config.seed)
-    recorded = data.record(model, stimuli, layers=["1", "3"], regions={"1": "layer1", "3": "layer2"}, pool="mean")
-    for name, assembly in recorded.items():
-        data.save(assembly, out / f"recording_layer{name}.nc", config=config, seed=config.seed)
     with data.atomic_write(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(json.loads(data.provenance(config, config.seed)["config"]), indent=2))
-    plot(out)
-    print(f"done in {time.perf_counter() - t0:.1f} s; results in {out}")
+        tmp.write_text(json.dumps({"config": _to_dict(config), **{k: v for k, v in data.provenance().items()
+                                                                  if k != "config"}}, indent=2))
+    o = str(out)
+    timings: dict[str, float] = {}
+    phase1 = [JobStep(step_train, (config, name, o), name=f"train {name}") for name in config.models]
+    phase1.append(JobStep(step_stimuli, (config, o), name="stimuli"))
+    if config.run_decoding:
+        phase1.append(JobStep(step_decoding, (config, o), name="decoding"))
+    t = time.perf_counter()
+    results = _run_steps(phase1, config, out, "phase1")
+    timings["phase1_train_stimuli_decoding"] = time.perf_counter() - t
+    stimuli_path = results[len(config.models)]
+    t = time.perf_counter()
+    neural_path = step_neural(config, o, stimuli_path)
+    timings["phase2_neural"] = time.perf_counter() - t
+    phase3 = [JobStep(step_analyze, (config, o, name, stimuli_path, neural_path), name=f"analyze {name}")
+              for name in (*config.models, PIXELS, "neural")]
+    t = time.perf_counter()
+    _run_steps(phase3, config, out, "phase3")
+    timings["phase3_analyses"] = time.perf_counter() - t
+    t = time.perf_counter()
+    figures = plot(out)
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    with data.atomic_write(out / "results" / "timings.json") as tmp:
+        tmp.write_text(json.dumps(timings, indent=2))
+    write_report(out)
+    print(f"done in {timings['total']:.0f} s: {len(figures)} figure files; report: {out / 'report.md'}", flush=True)
     return out
 
 
-def plot(results_dir: str | Path) -> list[Path]:
-    """Re-draw every figure from the saved results in ``results_dir`` (no recomputation).
+# ----------------------------------------------------------------------------------------------- figures
+def _labels(res: Path, kind: str) -> dict[str, Path]:
+    return {p.stem[len(kind) + 1:]: p for p in sorted(res.glob(f"{kind}_*.nc"))}
+
+
+def _plot_geometry(files: Mapping[str, Path], stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    labels = list(files)
+    rows = [data.load(files[k]) for k in labels]
+    metrics = [("capacity", "capacity $\\alpha_M$"), ("radius", "radius $R_M$"), ("dimension", "dimension $D_M$"),
+               ("center_alignment", "center alignment"), ("decodability", "decodability (accuracy)")]
+    metrics = [(m, t) for m, t in metrics if all(m in r for r in rows)]
+    with figure_style():
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 0.32 * len(labels) + 1.6),
+                                 sharey=True, squeeze=False)
+        y = np.arange(len(labels))
+        for ax, (m, title) in zip(axes[0], metrics):
+            vals = [float(r[m]) for r in rows]
+            ax.barh(y, vals, color=["0.55" if "neural" in k or k == PIXELS else "C0" for k in labels])
+            ax.set_title(title)
+            ax.set_yticks(y, labels)
+            ax.invert_yaxis()
+        fig.suptitle("Texture-family manifolds (points: texture samples)")
+        fig.tight_layout()
+        written = save_figure(fig, stem)
+        plt.close(fig)
+    return written
+
+
+def _plot_training(models: Path, stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    logs = {p.parent.name: p for p in sorted(models.glob("*/log.jsonl"))}
+    if not logs:
+        return []
+    with figure_style():
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for name, path in logs.items():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = [r for r in rows if "loss" in r]
+            if not rows:
+                continue
+            key = "phase" if "phase" in rows[0] else None
+            phases = list(dict.fromkeys(r.get(key, "") for r in rows)) if key else [""]
+            offset = 0
+            for ph in phases:
+                part = [r["loss"] for r in rows if (r.get(key, "") if key else "") == ph]
+                ax.plot(np.arange(offset, offset + len(part)), part, lw=1,
+                        label=f"{name} {ph}".strip())
+                offset += len(part)
+        ax.set_xlabel("logged step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        written = save_figure(fig, stem)
+        plt.close(fig)
+    return written
+
+
+def plot(results_dir: str | os.PathLike) -> list[Path]:
+    """Re-draw every figure from the saved results in ``results_dir``: no training, synthesis or fitting.
 
     Parameters
     ----------
@@ -91,34 +748,122 @@ def plot(results_dir: str | Path) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        The figure files written (PNG and PDF).
+        The figure files written (PNG and PDF) under ``results_dir/figures``.
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no results of :func:`run`.
 
     Examples
     --------
-    >>> import analyses._pipeline as p
-    >>> p.plot("outputs/demo")  # doctest: +SKIP
+    >>> import analyses
+    >>> analyses.plot("outputs/demo")  # doctest: +SKIP
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results_dir = Path(results_dir)
-    files = sorted(results_dir.glob("recording_layer*.nc"))
-    if not files:
-        raise ValueError(f"{results_dir} holds no results (recording_layer*.nc)")
-    fig, axes = plt.subplots(1, len(files), figsize=(4 * len(files), 3), squeeze=False)
-    for ax, f in zip(axes[0], files):
-        a = data.load(f)
-        ax.imshow(np.asarray(a.values).T, aspect="auto", cmap="viridis")
-        ax.set_xlabel("photograph")
-        ax.set_ylabel("channel")
-        ax.set_title(f.stem)
-    fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        with data.atomic_write(results_dir / f"recordings.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150)
-        written.append(results_dir / f"recordings.{ext}")
-    plt.close(fig)
+    out = Path(results_dir)
+    res = out / "results"
+    if not (res / "stimuli.nc").is_file():
+        raise ValueError(f"{out} holds no results of analyses.run (missing results/stimuli.nc)")
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    written: list[Path] = []
+    written += plot_texture_stimuli(res / "stimuli.nc", figs / "texture_stimuli")
+    modulation = _labels(res, "modulation")
+    if modulation:
+        written += plot_texture_modulation({k: str(v) for k, v in modulation.items()}, figs / "texture_modulation")
+    predictivity = _labels(res, "predictivity")
+    if predictivity:
+        written += plot_predictivity({k: str(v) for k, v in predictivity.items()}, figs / "predictivity")
+    geometry_files = _labels(res, "geometry")
+    if geometry_files:
+        written += _plot_geometry(geometry_files, figs / "geometry")
+    for folder in sorted((out / "models").glob("*")):
+        if (folder / "model.pt").is_file():
+            written += lcl.plot_filters(lcl.load_model(folder), figs / f"filters_{folder.name}",
+                                        title=f"stage-1 filters: {folder.name}")
+    written += _plot_training(out / "models", figs / "training_loss")
+    if (out / "decoding" / "results.nc").is_file():
+        written += decoding.plot_reconstructions(out / "decoding" / "results.nc", figs / "decoding_reconstructions")
     return written
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(results_dir: str | os.PathLike) -> Path:
+    """Write ``report.md``: settings, summary tables and every figure of the results folder.
+
+    Parameters
+    ----------
+    results_dir
+        A folder written by :func:`run` (figures already drawn).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.write_report("outputs/demo")  # doctest: +SKIP
+    """
+    out = Path(results_dir)
+    res = out / "results"
+    cfg = json.loads((out / "config.json").read_text())
+    parts = [
+        "# lcl-workbench report",
+        "",
+        f"lcl-workbench {cfg.get('lcl_workbench_version')} (git {cfg.get('git_commit')}), created "
+        f"{cfg.get('created')}. Neural data: **{cfg['config']['neural']['source']}**"
+        + (" (a simulated V1/V2 recording, not primate data)" if cfg['config']['neural']['source'] == "simulated"
+           else f" ({cfg['config']['neural']['path']})") + ". Full settings: `config.json`.",
+        "",
+    ]
+    mod = _labels(res, "modulation")
+    if mod:
+        rows = []
+        for label, path in mod.items():
+            ds = data.load(path)
+            for region in ds["region"].values.tolist():
+                r = ds.sel(region=region)
+                rows.append([label, str(region), f"{float(r['region_mean']):+.3f}"
+                             if "region_mean" in r else "-"])
+        parts += ["## Texture modulation (Freeman et al. 2013)", "",
+                  _table(rows, ["representation", "region", "mean modulation index"]), ""]
+    pred = _labels(res, "predictivity")
+    if pred:
+        rows = []
+        for label, path in pred.items():
+            ds = data.load(path)
+            for region in ds["region"].values.tolist():
+                r = ds.sel(region=region)
+                rows.append([label, str(region), f"{float(r['raw']):.3f}", f"{float(r['ceiling']):.3f}",
+                             f"{float(r['normalized']):.3f}"])
+        parts += ["## Neural predictivity (PLS, Brain-Score convention)", "",
+                  _table(rows, ["model", "region", "raw r", "ceiling", "normalized"]), ""]
+    geo = _labels(res, "geometry")
+    if geo:
+        rows = []
+        for label, path in geo.items():
+            ds = data.load(path)
+            rows.append([label] + [f"{float(ds[m]):.3f}" if m in ds else "-"
+                                   for m in ("capacity", "radius", "dimension", "decodability")])
+        parts += ["## Geometry of texture-family manifolds", "",
+                  _table(rows, ["representation", "capacity", "radius", "dimension", "decodability"]), ""]
+    if (out / "decoding" / "results.nc").is_file():
+        parts += ["## Decoding images from retinal spikes", "",
+                  decoding.summary_table(decoding.load_results(out / "decoding" / "results.nc")), ""]
+    if (res / "timings.json").is_file():
+        t = json.loads((res / "timings.json").read_text())
+        parts += ["## Timings", "", _table([[k, f"{v:.1f} s"] for k, v in t.items()], ["step", "time"]), ""]
+    parts += ["## Figures", ""]
+    for png in sorted((out / "figures").glob("*.png")):
+        parts += [f"### {png.stem.replace('_', ' ')}", "", f"![{png.stem}](figures/{png.name})",
+                  f"([PDF](figures/{png.stem}.pdf))", ""]
+    path = out / "report.md"
+    with data.atomic_write(path) as tmp:
+        tmp.write_text("\n".join(parts))
+    return path
