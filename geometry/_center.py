@@ -123,6 +123,7 @@ def center_structure(
     max_iter: int = 300,
     gtol: float = 1e-6,
     ftol: float = 1e-9,
+    polish_iter: int = 1000,
 ) -> CenterStructure:
     """Find the low-rank center structure to remove (see the module docstring).
 
@@ -140,6 +141,8 @@ def center_structure(
     max_iter, gtol, ftol
         Per start: conjugate-gradient iterations, Riemannian gradient-norm tolerance (relative to the cost) and
         the plateau tolerance (relative cost decrease over 5 iterations).
+    polish_iter
+        Iterations of the final, tight-tolerance refinement of the selected ``K``.
     """
     dtype, device = centers.dtype, centers.device
     P = centers.shape[0]
@@ -155,8 +158,15 @@ def center_structure(
             f"(found {rank}); use center_correlation='keep'"
         )
     sv = torch.sqrt(evals[:rank])
-    X = evecs[:, :rank] * sv[None, :]  # (P, rank)
-    Q = (Xb.T @ evecs[:, :rank]) / sv[None, :]  # (N, rank) orthonormal basis
+    U = evecs[:, :rank]
+    # Fix eigenvector signs (positive sum of cubes; ties: sign of the largest entry) so that the random starts,
+    # and hence the result, do not depend on LAPACK's arbitrary signs (rotation invariance).
+    skew = (U ** 3).sum(0)
+    big = torch.gather(U, 0, U.abs().argmax(0, keepdim=True)).squeeze(0)
+    sign = torch.where(skew.abs() > 1e-9 * (U.abs() ** 3).sum(0), torch.sign(skew), torch.sign(big))
+    U = U * torch.where(sign == 0, torch.ones_like(sign), sign)[None, :]
+    X = U * sv[None, :]  # (P, rank)
+    Q = (Xb.T @ U) / sv[None, :]  # (N, rank) orthonormal basis
     total = torch.cumsum(evals[:rank], 0) / evals[:rank].sum()
     below = (total < 0.95).nonzero()
     rule = (int(below[-1]) if below.numel() else 0) + 11
@@ -190,6 +200,9 @@ def center_structure(
         if i > 4 and costs[i - 1] > costs[i - 2] > costs[i - 3] > costs[i - 4]:
             break
     K = int(np.argmin(costs)) + 1
-    directions = Q @ V_mats[K - 1]
+    # Polish the chosen solution to a tight tolerance, so that the result is a well-defined local optimum
+    # (and thus invariant, to optimizer precision, under rotations and rescalings of the input).
+    V_best = _stiefel_cg(V_mats[K - 1], X, C, max_iter=polish_iter, gtol=1e-10, ftol=1e-14)
+    directions = Q @ V_best
     return CenterStructure(directions=directions, K=K, correlation_before=before,
                            correlation_after=np.asarray(costs), max_k=k_max)

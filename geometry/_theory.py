@@ -1,0 +1,79 @@
+"""Analytic capacities: the oracles the mean-field estimates are tested against."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+__all__ = ["gardner_capacity", "ball_capacity", "subspace_capacity"]
+
+
+def gardner_capacity(kappa: float = 0.0) -> float:
+    """Capacity of points at margin ``kappa`` (Gardner 1988): ``1/alpha_0 = kappa phi(kappa) + (1+kappa^2) Phi(kappa)``.
+
+    Parameters
+    ----------
+    kappa
+        Margin (``>= 0``).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import geometry
+    >>> geometry.gardner_capacity(0.0), round(geometry.gardner_capacity(1.0), 6)
+    (2.0, 0.519572)
+    """
+    if not np.isfinite(kappa) or kappa < 0:
+        raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
+    return float(1.0 / (kappa * norm.pdf(kappa) + (1.0 + kappa * kappa) * norm.cdf(kappa)))
+
+
+def ball_capacity(dimension: int) -> float:
+    """Capacity of ``dimension``-dimensional balls of radius 1 (unit center norm) at zero margin: ``2/(D+1)``.
+
+    Parameters
+    ----------
+    dimension
+        Ball dimension ``D >= 0`` (0: points).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import geometry
+    >>> geometry.ball_capacity(1)
+    1.0
+    """
+    if dimension < 0:
+        raise ValueError(f"dimension must be >= 0, got {dimension!r}")
+    return 2.0 / (dimension + 1)
+
+
+def subspace_capacity(dimension: int, kappa: float = 0.0) -> float:
+    """Capacity of ``D``-dimensional affine subspaces (balls of infinite radius): ``1/(D + 1/alpha_0(kappa))``.
+
+    Parameters
+    ----------
+    dimension
+        Subspace dimension ``D >= 0``.
+    kappa
+        Margin.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import geometry
+    >>> round(geometry.subspace_capacity(1), 6)
+    0.666667
+    """
+    if dimension < 0:
+        raise ValueError(f"dimension must be >= 0, got {dimension!r}")
+    return float(1.0 / (dimension + 1.0 / gardner_capacity(kappa)))
