@@ -10,7 +10,7 @@ command line.
 Examples
 --------
 >>> import decoding
->>> cfg = decoding.default_config("demo")          # 64 x 64 crops, 1427 cells, a few minutes on a CPU
+>>> cfg = decoding.default_config("demo")          # 64 x 64 crops, 1393 cells, a few minutes on a CPU
 >>> results = decoding.run_study(cfg, out_dir="out/decoding")          # doctest: +SKIP
 >>> decoding.plot_reconstructions(results, "out/decoding/reconstructions")  # doctest: +SKIP
 """

@@ -233,6 +233,9 @@ class EnhancerConfig:
         Multiplier on every channel count (1.0: the paper's network).
     residual
         Predict a correction added to the linear reconstruction (``True``) or the image itself.
+    skips
+        Add each encoder stage's output to the decoder stage of the same resolution (U-Net-style additive skip
+        connections; not in the paper, which used a plain autoencoder).
 
     Examples
     --------
@@ -246,6 +249,7 @@ class EnhancerConfig:
     strides: tuple[int, ...] = (2, 2, 2, 2)
     width: float = 1.0
     residual: bool = True
+    skips: bool = False
 
     def __post_init__(self) -> None:
         for name in ("channels", "kernels", "strides"):
@@ -268,8 +272,9 @@ class EnhancerConfig:
         if any(s not in (1, 2) for s in self.strides):
             raise ValueError(f"strides must be 1 or 2, got {self.strides}")
         _positive("width", self.width)
-        if not isinstance(self.residual, bool):
-            raise TypeError(f"residual must be a bool, got {self.residual!r}")
+        for name in ("residual", "skips"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     @property
     def scaled_channels(self) -> tuple[int, ...]:
@@ -447,7 +452,7 @@ def _scaled_mosaics(factor: float) -> tuple[MosaicConfig, ...]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's geometry (5398 cells, 128 x 128 crops) at a size a workstation trains in tens of minutes.
     "paper": {},
-    # The analyses demo: 64 x 64 crops and a retina with the same densities (1427 cells), a narrow enhancer and
+    # The analyses demo: 64 x 64 crops and a retina with the same densities (1393 cells), a narrow enhancer and
     # a short training; about 2-3 minutes on 2 CPU cores.
     "demo": {
         "data": DataConfig(photo_size=128, n_decoder=6000, n_enhancer=2000, n_test=300),

@@ -30,7 +30,8 @@ class Enhancer(nn.Module):
 
     Encoder ``conv -> batch norm -> ReLU`` per layer (paper: 64@7x7, 128@5x5, 256@3x3, 256@3x3, stride 2);
     the decoder mirrors it (bilinear upsampling where the encoder strided, then ``conv -> batch norm -> ReLU``),
-    ending with a convolution to one channel. With ``residual=True`` the network's output is added to its input.
+    ending with a convolution to one channel. With ``residual=True`` the network's output is added to its input;
+    with ``skips=True`` each decoder stage also adds the encoder features of its resolution (U-Net style, ours).
 
     Parameters
     ----------
@@ -60,22 +61,22 @@ class Enhancer(nn.Module):
             enc: list[nn.Module] = []
             c_in = 1
             for c, k, s in zip(chans, config.kernels, config.strides):
-                enc += _block(c_in, c, k, s)
+                enc.append(nn.Sequential(*_block(c_in, c, k, s)))
                 c_in = c
-            dec: list[nn.Module] = []
-            for i in reversed(range(len(chans))):
-                if config.strides[i] == 2:
-                    dec.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            dec: list[nn.Module] = []  # dec[i] undoes enc[i]; applied from the deepest layer up
+            for i in range(len(chans)):
                 k = config.kernels[i]
+                up = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if config.strides[i] == 2 \
+                    else []
                 if i > 0:
-                    dec += _block(chans[i], chans[i - 1], k, 1)
+                    dec.append(nn.Sequential(*up, *_block(chans[i], chans[i - 1], k, 1)))
                 else:
-                    dec.append(nn.Conv2d(chans[0], 1, k, padding=k // 2))
-            self.encoder = nn.Sequential(*enc)
-            self.decoder = nn.Sequential(*dec)
+                    dec.append(nn.Sequential(*up, nn.Conv2d(chans[0], 1, k, padding=k // 2)))
+            self.encoder = nn.ModuleList(enc)
+            self.decoder = nn.ModuleList(dec)
             if config.residual:  # start as the identity map: the linear reconstruction
-                nn.init.zeros_(self.decoder[-1].weight)
-                nn.init.zeros_(self.decoder[-1].bias)
+                nn.init.zeros_(self.decoder[0][-1].weight)
+                nn.init.zeros_(self.decoder[0][-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Enhance ``(n, 1, y, x)`` (or ``(n, y, x)``) reconstructions; sides must be multiples of the
@@ -88,10 +89,17 @@ class Enhancer(nn.Module):
         f = self.config.downsampling
         if x.shape[-1] % f or x.shape[-2] % f:
             raise ValueError(f"image sides must be multiples of {f}, got {tuple(x.shape[-2:])}")
-        y = self.decoder(self.encoder(x))
+        feats, h = [], x
+        for stage in self.encoder:
+            h = stage(h)
+            feats.append(h)
+        for i in reversed(range(len(self.decoder))):
+            h = self.decoder[i](h)
+            if self.config.skips and i > 0:
+                h = h + feats[i - 1]
         if self.config.residual:
-            y = y + x
-        return y[:, 0] if squeeze else y
+            h = h + x
+        return h[:, 0] if squeeze else h
 
     def enhance(self, reconstructions: Any, *, batch_size: int = 64, device: str | torch.device | None = None
                 ) -> np.ndarray:

@@ -111,7 +111,10 @@ class LinearDecoder:
     coef_ : numpy.ndarray
         ``(n_cells, n_pixels)`` decoding weights (one image-shaped filter per cell).
     intercept_ : numpy.ndarray
-        ``(n_pixels,)``.
+        ``(n_pixels,)``: predictions are ``counts @ coef_ + intercept_``.
+    image_mean_ : numpy.ndarray
+        Mean training image ``(n_pixels,)`` (predictions are computed as
+        ``(counts - count_mean_) @ coef_ + image_mean_``, which is the same, with less rounding).
     count_mean_ : numpy.ndarray
         Mean training counts ``(n_cells,)``.
     image_shape_ : tuple of int
@@ -218,6 +221,7 @@ class LinearDecoder:
         self.lambda_ = lam
         self.coef_ = coef.to(dtype).cpu().numpy()
         self.count_mean_ = r_mean.cpu().numpy()
+        self.image_mean_ = x_mean.to(dtype).cpu().numpy()
         self.intercept_ = (x_mean - r_mean @ coef).to(dtype).cpu().numpy()
         self.n_features_in_ = n_cells
         return self
@@ -262,7 +266,7 @@ class LinearDecoder:
         dev = torch.device(self.device)
         coef = torch.as_tensor(self.coef_, device=dev)
         mean = torch.as_tensor(self.count_mean_, device=dev).to(dtype)
-        bias = torch.as_tensor(self.intercept_, device=dev)
+        bias = torch.as_tensor(self.image_mean_, device=dev)  # predictions: (r - count_mean_) @ coef_ + image mean
         out = np.empty((len(r), int(np.prod(self.image_shape_))), dtype=self.coef_.dtype)
         with torch.no_grad():
             for s in range(0, len(r), batch_size):

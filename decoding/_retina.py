@@ -164,6 +164,9 @@ class Retina(torch.nn.Module):
     ----------
     config
         The retina; default :class:`RetinaConfig` (5398 cells on 128 x 128 images).
+    dtype
+        ``torch.float32`` (fast, default) or ``torch.float64`` (receptive fields computed and applied in double
+        precision; ``.double()`` instead would only cast the float32 values).
 
     Attributes
     ----------
@@ -182,7 +185,7 @@ class Retina(torch.nn.Module):
     (('presentation', 'neuroid'), (2, 5398))
     """
 
-    def __init__(self, config: RetinaConfig | None = None) -> None:
+    def __init__(self, config: RetinaConfig | None = None, *, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         config = RetinaConfig() if config is None else config
         if not isinstance(config, RetinaConfig):
@@ -208,7 +211,9 @@ class Retina(torch.nn.Module):
             xs.append(xx.ravel())
             ids += [f"{m.name}_{i:04d}" for i in range(m.grid ** 2)]
         # All 1-D profiles stacked: one GEMM contracts the x axis for every mosaic and both Gaussians at once.
-        self.register_buffer("profiles", torch.as_tensor(np.concatenate(rows), dtype=torch.float32))
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.register_buffer("profiles", torch.as_tensor(np.concatenate(rows), dtype=dtype))
         self._blocks = blocks
         self.cell_type = np.array(cell_type)
         self.polarity = np.array(polarity, dtype=np.int8)
@@ -343,7 +348,8 @@ class Retina(torch.nn.Module):
         Returns
         -------
         xarray.DataArray
-            Assembly ``(presentation, neuroid)`` of float32 counts with neuroid coords ``cell_type``,
+            Assembly ``(presentation, neuroid)`` of counts (float32, or float64 for a float64 retina) with neuroid
+            coords ``cell_type``,
             ``polarity``, ``x``, ``y`` (pixels), ``region="retina"``, ``source="simulated"``; presentation
             coords: ``stimulus_id`` and the stimulus set's metadata (its ``source``, the photograph, is renamed
             ``source_image`` since ``source`` is the neuroid coordinate).
@@ -375,7 +381,7 @@ class Retina(torch.nn.Module):
         attrs = {"retina_config": json.dumps(asdict(self.config), sort_keys=True), "seed": seed,
                  "noise": self.config.noise}
         return data.assembly(
-            counts.astype(np.float32, copy=False), stimulus_id=ids, neuroid_id=self.neuroid_id, attrs=attrs,
+            counts, stimulus_id=ids, neuroid_id=self.neuroid_id, attrs=attrs,
             name="spike_count",
             cell_type=("neuroid", self.cell_type), polarity=("neuroid", self.polarity),
             x=("neuroid", self.x), y=("neuroid", self.y), region=("neuroid", np.full(n, "retina")),
