@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -87,6 +88,30 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> torch.Tensor:
     return (k / k.sum()).to(dtype)
 
 
+@functools.lru_cache(maxsize=64)
+def _field_matrix(n: int, smoothness: float) -> torch.Tensor:
+    """(n, m) matrix mapping m coarse white-noise samples to a low-passed field at n pixels along one axis.
+
+    Coarse samples are ``step = max(1, smoothness / 2)`` pixels apart (fine enough that the Gaussian spectrum is
+    negligible beyond their Nyquist frequency); the matrix is the separable Gaussian low-pass (std ``smoothness``
+    pixels, "valid", so no border effects) followed by linear interpolation to the pixels.
+    """
+    step = max(1.0, smoothness / 2.0)
+    kernel = _gaussian_kernel(smoothness / step, torch.float64)
+    taps = kernel.numel()
+    coarse = int(math.ceil((n - 1) / step)) + 2
+    blur = torch.zeros(coarse, coarse + taps - 1, dtype=torch.float64)
+    for i in range(coarse):
+        blur[i, i:i + taps] = kernel
+    pos = torch.arange(n, dtype=torch.float64) / step
+    lo = pos.floor().long()
+    frac = pos - lo
+    interp = torch.zeros(n, coarse, dtype=torch.float64)
+    interp[torch.arange(n), lo] = 1 - frac
+    interp[torch.arange(n), lo + 1] += frac
+    return (interp @ blur).float()
+
+
 def random_displacement(batch: int, height: int, width: int, amplitude: float, smoothness: float, *,
                         generator: torch.Generator | None = None, device: torch.device | str | None = None,
                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -94,9 +119,10 @@ def random_displacement(batch: int, height: int, width: int, amplitude: float, s
 
     White Gaussian noise is drawn on a coarse grid (spacing ``smoothness / 2`` pixels, fine enough for the
     Gaussian spectrum to be negligible beyond Nyquist), low-passed with a separable Gaussian of std
-    ``smoothness`` pixels (computed on the coarse grid, without border effects), upsampled bilinearly to the
-    image and rescaled so that ``sqrt(mean over pixels of dx^2 + dy^2) == amplitude`` for every field.
-    The noise is drawn on the CPU from ``generator`` (so a seed gives the same fields on any device).
+    ``smoothness`` pixels (without border effects) and interpolated linearly to the pixels -- both as two small
+    matrix products per field -- then rescaled so that ``sqrt(mean over pixels of dx^2 + dy^2) == amplitude``
+    for every field. The noise is drawn on the CPU from ``generator`` (a seed gives the same fields on any
+    device).
 
     Parameters
     ----------
@@ -128,21 +154,12 @@ def random_displacement(batch: int, height: int, width: int, amplitude: float, s
         raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude!r}")
     if smoothness <= 0 or not math.isfinite(smoothness):
         raise ValueError(f"smoothness must be a finite number > 0, got {smoothness!r}")
-    step = max(1.0, smoothness / 2.0)  # coarse-grid spacing in pixels
-    sigma = smoothness / step  # low-pass std in coarse-grid units
-    kernel = _gaussian_kernel(sigma, torch.float32)
-    radius = (kernel.numel() - 1) // 2
-    gh = int(math.ceil((height - 1) / step)) + 2
-    gw = int(math.ceil((width - 1) / step)) + 2
-    noise = torch.randn(batch, 2, gh + 2 * radius, gw + 2 * radius, generator=generator)
-    noise = noise.to(device=device, dtype=torch.float32)
-    kern = kernel.to(noise.device)
-    noise = noise.reshape(batch * 2, 1, gh + 2 * radius, gw + 2 * radius)
-    field = F.conv2d(F.conv2d(noise, kern.view(1, 1, -1, 1)), kern.view(1, 1, 1, -1))
-    # field now covers (gh, gw) coarse points spaced `step` pixels apart; take the image's extent from it.
-    field = F.interpolate(field, size=(int(round((gh - 1) * step)) + 1, int(round((gw - 1) * step)) + 1),
-                          mode="bilinear", align_corners=True)[:, :, :height, :width]
-    field = field.reshape(batch, 2, height, width)
+    ay = _field_matrix(height, float(smoothness))
+    ax = _field_matrix(width, float(smoothness))
+    noise = torch.randn(batch, 2, ay.shape[1], ax.shape[1], generator=generator)
+    dev = noise.device if device is None else torch.device(device)
+    noise = noise.to(dev)
+    field = ay.to(dev) @ noise @ ax.to(dev).T  # (batch, 2, height, width)
     rms = field.pow(2).sum(dim=1).mean(dim=(1, 2)).sqrt().clamp_min(1e-12)
     field = field * (amplitude / rms).view(batch, 1, 1, 1)
     return field.permute(0, 2, 3, 1).to(dtype).contiguous()

@@ -40,6 +40,18 @@ def _image_tensor(source: str, folder: str, size: int, max_images: int, channels
     return data.stimuli_to_tensor(stimuli, channels=channels)
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory format, which makes the convolutions markedly faster (oneDNN, cuDNN).
+
+    With a single channel ``contiguous(memory_format=channels_last)`` is a no-op that keeps NCHW strides, and
+    PyTorch then picks the NCHW kernels; the strides are set explicitly instead (same memory, no copy).
+    """
+    if x.shape[1] == 1:
+        x = x.contiguous()
+        return x.as_strided(x.shape, (x.stride(0), 1, x.stride(2), x.stride(3)))
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 class Phase(NamedTuple):
     """One training phase: which stage's output the loss sees, how many steps, which stages learn."""
 
@@ -276,7 +288,7 @@ class Trainer:
     def sample_patches(self, n: int) -> torch.Tensor:
         """``n`` random patches (n, channel, patch, patch) from the images, drawn with the run's generator."""
         if self._stream is not None:
-            return next(self._stream).to(self.device, non_blocking=True)
+            return channels_last(next(self._stream).to(self.device, non_blocking=True))
         imgs = self._images
         p = self.config.train.patch_size
         num, _, h, w = imgs.shape
@@ -289,13 +301,14 @@ class Trainer:
         cols = (x0[:, None] + ar[None, :])[:, None, :]
         dev = imgs.device
         out = imgs.permute(0, 2, 3, 1)[idx[:, None, None].to(dev), rows.to(dev), cols.to(dev)]
-        return out.permute(0, 3, 1, 2).contiguous()
+        return channels_last(out.permute(0, 3, 1, 2))
 
     def make_views(self, patches: torch.Tensor) -> torch.Tensor:
         """Two deformed views of each patch, stacked as (2n, channel, y, x): views 1 then views 2."""
         amp, smooth = self.config.deform.pixels(self.rf_sizes, self.phase.stage)
         both = torch.cat([patches, patches])
-        return deform(both, amp, smooth, generator=self.generator, padding=self.config.deform.padding)
+        views = deform(both, amp, smooth, generator=self.generator, padding=self.config.deform.padding)
+        return channels_last(views)
 
     def compute_loss(self, views: torch.Tensor) -> torch.Tensor:
         """Loss of the current phase for stacked views (see :meth:`make_views`)."""

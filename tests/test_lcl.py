@@ -376,7 +376,12 @@ def short_stage1_run():
     )
     trainer = lcl.Trainer(cfg)
     init = trainer.model.stage1.conv.weight.detach().clone()
-    trainer.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread is as fast, and robust on a shared machine
+    try:
+        trainer.run()
+    finally:
+        torch.set_num_threads(threads)
     return init, trainer.model.stage1.conv.weight.detach().clone(), trainer
 
 
