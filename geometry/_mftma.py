@@ -59,14 +59,15 @@ def _principal_coordinates(points: list[torch.Tensor], m: int, D: int) -> torch.
     for j, p in enumerate(points):
         groups.setdefault(tuple(p.shape), []).append(j)
     for (mj, A), js in groups.items():
-        X = torch.stack([points[j] for j in js])  # (g, mj, A)
+        # Gram matrices one manifold at a time (no stacked copy of the (m, A) point arrays).
         if A >= mj:  # span of at most mj dims: eigenvectors of the point Gram matrix
-            evals, evecs = torch.linalg.eigh(torch.bmm(X, X.transpose(1, 2)))
+            gram = torch.stack([points[j] @ points[j].T for j in js])
+            evals, evecs = torch.linalg.eigh(gram)
             evals, evecs = evals.flip(-1), evecs.flip(-1)
             Cg = evecs * torch.sqrt(evals.clamp_min(0.0))[:, None, :]
         else:  # fewer features than points: project on the eigenvectors of the feature Gram matrix
-            evals, evecs = torch.linalg.eigh(torch.bmm(X.transpose(1, 2), X))
-            Cg = torch.bmm(X, evecs.flip(-1))
+            evals, evecs = torch.linalg.eigh(torch.stack([points[j].T @ points[j] for j in js]))
+            Cg = torch.stack([points[j] @ evecs[g].flip(-1) for g, j in enumerate(js)])
         skew = (Cg ** 3).sum(1)
         scale = (Cg.abs() ** 3).sum(1)
         big = torch.gather(Cg, 1, Cg.abs().argmax(1, keepdim=True)).squeeze(1)

@@ -1,0 +1,168 @@
+"""Benchmark of geometry.capacity: fast batched solver vs. one quadratic program at a time (issue 3).
+
+Run:  python benchmarks/geometry_bench.py [--threads 2] [--skip-large] [--qp-manifolds 4]
+
+Prints, in one run:
+1. P=100 manifolds, m=50 points, N=5000 features, n_t=200: the per-manifold anchor-point stage solved
+   (a) by the fast batched NNLS path, (b) one QP at a time as the reference implementation does
+   (cvxopt interior point with the reference's tolerances, when cvxopt is installed), (c) one QP at a time with
+   scipy SLSQP (our slow reference path) and (d) scipy.optimize.nnls one sample at a time (the fastest sequential
+   exact solver we know). The one-at-a-time paths are timed on the first --qp-manifolds manifolds and
+   extrapolated linearly to P (each manifold is an independent set of n_t QPs); this is said in the output.
+   Then the end-to-end ``geometry.capacity`` call (centering, center-correlation removal, solve).
+2. P=1000, m=100, N=2000, n_t=200: end-to-end ``geometry.capacity`` (goal: under 60 s on 2 cores).
+3. Where CUDA is available: the same two problems on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import geometry
+from geometry import _mftma
+from geometry._nnls import nnls_reference, qp_reference
+
+
+def make_manifolds(P: int, m: int, N: int, seed: int = 0) -> list[np.ndarray]:
+    """Category-like manifolds: shared low-rank center structure + private centers + anisotropic spread."""
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal((P, 3)) @ rng.standard_normal((3, N))
+    centers = shared + rng.standard_normal((P, N))
+    out = []
+    for i in range(P):
+        axes = rng.standard_normal((m, 20)) @ rng.standard_normal((20, N)) / np.sqrt(20)
+        out.append(centers[i] + 0.6 * axes + 0.3 * rng.standard_normal((m, N)))
+    return out
+
+
+def deviations(ms: list[np.ndarray]) -> list[torch.Tensor]:
+    """The per-manifold inputs of the anchor stage, as ``capacity`` builds them (center correlations kept)."""
+    X = np.vstack(ms)
+    origin = X.mean(0)
+    out = []
+    for m in ms:
+        c = m.mean(0) - origin
+        out.append(torch.as_tensor((m - origin - c) / np.linalg.norm(c)))
+    return out
+
+
+def per_sample_problems(devs: list[torch.Tensor], n_t: int, seed: int, count: int):
+    """(S, T) of the first ``count`` manifolds, exactly as the anchor stage builds them."""
+    probs = []
+    for i in range(count):
+        p = devs[i]
+        m = p.shape[0]
+        D = min(m, p.shape[1])
+        C = _mftma._principal_coordinates([p], m, D)[0].numpy()
+        S = np.vstack([C.T, np.ones((1, m))])
+        T = _mftma._samples(seed, i, n_t, D)
+        probs.append((S, T))
+    return probs
+
+
+def time_cvxopt(probs, kappa: float) -> float | None:
+    try:
+        from cvxopt import matrix, solvers
+    except ImportError:
+        return None
+    solvers.options.update(show_progress=False, maxiters=1_000_000, abstol=1e-12, reltol=1e-12, feastol=1e-12)
+    t0 = time.perf_counter()
+    for S, T in probs:
+        d, m = S.shape
+        P_, G, h = matrix(np.eye(d)), matrix(np.ascontiguousarray(S.T)), matrix(-kappa * np.ones(m))
+        for t in T:
+            solvers.qp(P_, matrix(-t), G, h)
+    return time.perf_counter() - t0
+
+
+def bench_small(args, device: str = "cpu") -> None:
+    P, m, N, n_t = 100, 50, 5000, 200
+    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device} ==")
+    ms = make_manifolds(P, m, N)
+    devs = deviations(ms)
+    if device != "cpu":
+        devs = [d.to(device) for d in devs]
+    _mftma._anchor_analysis(devs[:4], 0.0, n_t, 0, "reference", "fast")  # warm-up
+    if device != "cpu":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fast = _mftma._anchor_analysis(devs, 0.0, n_t, 0, "reference", "fast")
+    if device != "cpu":
+        torch.cuda.synchronize()
+    t_fast = time.perf_counter() - t0
+    print(f"fast batched NNLS, anchor stage, all {P} manifolds: {t_fast:.3f} s")
+    if device == "cpu":
+        k = args.qp_manifolds
+        probs = per_sample_problems([d.cpu() for d in devs], n_t, 0, k)
+        scale = P / k
+        t_cvx = time_cvxopt(probs, 0.0)
+        if t_cvx is None:
+            print("cvxopt (reference implementation's solver): not installed, skipped (pip install cvxopt)")
+        else:
+            print(f"one QP at a time, cvxopt interior point (reference settings): {t_cvx:.2f} s for {k} manifolds "
+                  f"-> {t_cvx * scale:.1f} s extrapolated to {P}; ratio {t_cvx * scale / t_fast:.0f}x")
+        t0 = time.perf_counter()
+        for S, T in probs[: max(1, k // 2)]:
+            qp_reference(S, T[:50], 0.0)
+        t_slsqp = (time.perf_counter() - t0) * (n_t / 50) * (P / max(1, k // 2))
+        print(f"one QP at a time, scipy SLSQP (slow reference path): {t_slsqp:.1f} s extrapolated from "
+              f"{max(1, k // 2)} manifolds x 50 samples; ratio {t_slsqp / t_fast:.0f}x")
+        t0 = time.perf_counter()
+        F_ref = []
+        for S, T in probs:
+            a = nnls_reference(S, T)
+            F_ref.append(((a @ S.T) ** 2).sum(-1).mean())
+        t_nnls = (time.perf_counter() - t0) * scale
+        print(f"one NNLS at a time, scipy.optimize.nnls: {t_nnls:.2f} s extrapolated from {k} manifolds; "
+              f"ratio {t_nnls / t_fast:.1f}x")
+        rel = np.abs(1 / np.asarray(F_ref) / fast["alpha"][:k] - 1).max()
+        print(f"max relative difference of manifold capacities, fast vs scipy.nnls: {rel:.2e}")
+    t0 = time.perf_counter()
+    ds = geometry.capacity(ms, n_t=n_t, device=device)
+    print(f"end-to-end geometry.capacity (center correlation removed, K={int(ds.K)}): "
+          f"{time.perf_counter() - t0:.2f} s; capacity={float(ds.capacity):.4f}")
+
+
+def bench_large(device: str = "cpu") -> None:
+    P, m, N, n_t = 1000, 100, 2000, 200
+    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device} ==")
+    ms = make_manifolds(P, m, N, seed=1)
+    t0 = time.perf_counter()
+    ds = geometry.capacity(ms, n_t=n_t, device=device)
+    t_total = time.perf_counter() - t0
+    devs = deviations(ms)
+    if device != "cpu":
+        devs = [d.to(device) for d in devs]
+    t0 = time.perf_counter()
+    _mftma._anchor_analysis(devs, 0.0, n_t, 0, "reference", "fast")
+    t_anchor = time.perf_counter() - t0
+    print(f"end-to-end geometry.capacity: {t_total:.1f} s (goal < 60 s on 2 cores); K={int(ds.K)}, "
+          f"capacity={float(ds.capacity):.4f}; anchor stage alone: {t_anchor:.1f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--skip-large", action="store_true", help="skip the P=1000 problem")
+    ap.add_argument("--qp-manifolds", type=int, default=4, help="manifolds timed one QP at a time (extrapolated)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; timings are wall-clock and noisy on a "
+          "shared machine")
+    bench_small(args)
+    if not args.skip_large:
+        bench_large()
+    if torch.cuda.is_available():
+        bench_small(args, device="cuda")
+        if not args.skip_large:
+            bench_large(device="cuda")
+    else:
+        print("\nCUDA not available: GPU path not timed")
+
+
+if __name__ == "__main__":
+    main()
