@@ -191,7 +191,8 @@ class PipelineConfig:
     geometry
         Population geometry.
     decoding
-        The decoding study (default ``decoding.default_config("demo")``).
+        The decoding study (default ``decoding.default_config("demo")``; in TOML, ``preset = "paper"`` or
+        ``"tiny"`` in ``[decoding]`` starts from another preset).
     run_decoding
         Run the decoding study.
     jobs
@@ -289,7 +290,8 @@ def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfi
         if name == "lcl":
             changes[name] = current.replace(**val)
         elif name == "decoding":
-            changes[name] = decoding.default_config("demo", **val)
+            val = dict(val)
+            changes[name] = decoding.default_config(val.pop("preset", "demo"), **val)
         else:
             merged = _merge(dataclasses.asdict(current), val)
             changes[name] = data.config_from_dict(type(current), merged, where=f"[{name}] ")
@@ -688,7 +690,7 @@ def _plot_geometry(files: Mapping[str, Path], stem: Path) -> list[Path]:
     labels = list(files)
     rows = [data.load(files[k]) for k in labels]
     metrics = [("capacity", "capacity $\\alpha_M$"), ("radius", "radius $R_M$"), ("dimension", "dimension $D_M$"),
-               ("center_alignment", "center alignment"), ("decodability", "decodability (accuracy)")]
+               ("center_alignment", "center alignment"), ("accuracy", "decodability (accuracy)")]
     metrics = [(m, t) for m, t in metrics if all(m in r for r in rows)]
     with figure_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 0.32 * len(labels) + 1.6),
@@ -850,12 +852,12 @@ def write_report(results_dir: str | os.PathLike) -> Path:
         for label, path in geo.items():
             ds = data.load(path)
             rows.append([label] + [f"{float(ds[m]):.3f}" if m in ds else "-"
-                                   for m in ("capacity", "radius", "dimension", "decodability")])
+                                   for m in ("capacity", "radius", "dimension", "accuracy")])
         parts += ["## Geometry of texture-family manifolds", "",
                   _table(rows, ["representation", "capacity", "radius", "dimension", "decodability"]), ""]
     if (out / "decoding" / "results.nc").is_file():
-        parts += ["## Decoding images from retinal spikes", "",
-                  decoding.summary_table(decoding.load_results(out / "decoding" / "results.nc")), ""]
+        parts += ["## Decoding images from retinal spikes (held-out photographs)", "", "```",
+                  decoding.summary_table(decoding.load_results(out / "decoding" / "results.nc")), "```", ""]
     if (res / "timings.json").is_file():
         t = json.loads((res / "timings.json").read_text())
         parts += ["## Timings", "", _table([[k, f"{v:.1f} s"] for k, v in t.items()], ["step", "time"]), ""]

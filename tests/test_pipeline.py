@@ -1,0 +1,133 @@
+"""The main job (analyses.run / plot): config handling, early rejection, a tiny end-to-end run, re-plotting and
+resuming without recomputation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import analyses
+import data
+import decoding
+import lcl
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "pipeline_tiny.toml"
+
+
+def tiny_config(**changes):
+    cfg = analyses.pipeline_config_from_dict(data.load_toml(TINY))
+    return dataclasses.replace(cfg, **changes)
+
+
+def _forbid(monkeypatch, *targets):
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputation attempted")
+
+    for module, name in targets:
+        monkeypatch.setattr(module, name, boom)
+
+
+def test_config_tables_change_only_named_keys():
+    cfg = analyses.pipeline_config_from_dict({"lcl": {"train": {"steps": [7, 3]}}, "geometry": {"n_t": 9}})
+    default = analyses.default_pipeline_config()
+    assert cfg.lcl.train.steps == (7, 3)
+    assert cfg.lcl.train.batch_size == default.lcl.train.batch_size
+    assert cfg.lcl.model == default.lcl.model
+    assert cfg.geometry.n_t == 9 and cfg.geometry.cv == default.geometry.cv
+    with pytest.raises(ValueError, match="n_tt"):
+        analyses.pipeline_config_from_dict({"geometry": {"n_tt": 9}})
+    with pytest.raises(ValueError, match="modles"):
+        analyses.pipeline_config_from_dict({"modles": ["lcl"]})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"models": ("lcl", "alexnet")}, "unknown model"),
+        ({"stages": ("stage3",)}, "bad stage"),
+        ({"neural": analyses.NeuralDataConfig(source="file", path="/nonexistent/FreemanZiemba2013.nc")},
+         "not found"),
+        ({"neural": analyses.NeuralDataConfig(source="brainscore")}, "source"),
+        ({"jobs": analyses.JobsConfig(executor="kubernetes")}, "executor"),
+    ],
+)
+def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, changes, message):
+    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        analyses.run(tiny_config(**changes), out)
+    assert not out.exists()
+
+
+def test_neural_file_without_freeman_coords_rejected(tmp_path):
+    a = data.assembly(np.ones((2, 2)), stimulus_id=["a", "b"], neuroid_id=["n0", "n1"])
+    path = data.save(a, tmp_path / "rec.nc")
+    cfg = tiny_config(neural=analyses.NeuralDataConfig(source="file", path=str(path)))
+    with pytest.raises(ValueError, match="texture_family"):
+        analyses.validate_pipeline_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    analyses.run(tiny_config(), out)
+    return out
+
+
+def test_tiny_run_writes_results_figures_and_report(tiny_run):
+    out = tiny_run
+    for name in ("stimuli", "neural", "modulation_lcl_stage1", "predictivity_lcl_stage2", "geometry_pixels",
+                 "geometry_neural_V2", "modulation_neural"):
+        ds = data.load(out / "results" / f"{name}.nc")
+        assert ds.attrs["lcl_workbench_version"] == data.package_version()
+        assert "git_commit" in ds.attrs and "config" in ds.attrs
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    for stem in ("texture_stimuli", "texture_modulation", "predictivity", "geometry", "filters_lcl",
+                 "training_loss", "decoding_reconstructions"):
+        assert f"{stem}.png" in pngs and (out / "figures" / f"{stem}.pdf").is_file()
+    report = (out / "report.md").read_text()
+    for png in pngs:
+        assert f"(figures/{png})" in report
+    # the modulation results of the neural data are those of analyses.texture_modulation on the saved recording
+    neural = data.load(out / "results" / "neural.nc")
+    expected = analyses.texture_modulation(neural)
+    got = data.load(out / "results" / "modulation_neural.nc")
+    np.testing.assert_allclose(got["region_mean"].values, expected["region_mean"].values)
+    assert set(neural["source"].values.tolist()) == {"simulated"}
+
+
+def test_replot_reproduces_figures_without_recomputation(tiny_run, monkeypatch):
+    out = tiny_run
+    before = {p.name: p.stat().st_size for p in (out / "figures").iterdir()}
+    for p in (out / "figures").iterdir():
+        p.unlink()
+    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"),
+            (analyses._pipeline, "neural_predictivity"), (analyses._pipeline, "texture_modulation"),
+            (analyses._pipeline, "simulated_recording"))
+    written = analyses.plot(out)
+    assert {p.name for p in written} == set(before)
+
+
+def test_rerun_resumes_from_saved_outputs(tiny_run, monkeypatch):
+    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"),
+            (analyses._pipeline, "neural_predictivity"), (analyses._pipeline, "simulated_recording"))
+    analyses.run(tiny_config(), tiny_run)
+    assert (tiny_run / "report.md").is_file()
+
+
+def test_plot_rejects_folder_without_results(tmp_path):
+    with pytest.raises(ValueError, match="no results"):
+        analyses.plot(tmp_path)
+
+
+def test_cli_rejects_bad_config_with_exit_code(tmp_path, capsys):
+    from analyses.__main__ import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('models = ["resnet"]\n')
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
