@@ -18,18 +18,21 @@ __all__ = ["SimulatedRecordingConfig", "simulated_recording", "validate_simulate
 class SimulatedRecordingConfig:
     """Parameters of the simulated V1/V2 population.
 
-    V1 units are complex cells: the energy ``|z|^2`` of a quadrature pair (an analytic log-Gabor filter at one
-    spatial frequency and orientation), pooled by a small Gaussian at the unit's position. V2 units pool, over
-    a Gaussian ``v2_pool_factor`` times wider, the product ``E1 * E2`` of two V1 energy maps of *different*
-    channels (orientation and/or adjacent scale), take the square root (back to energy units) and mix in a
-    fraction of the plain pooled energy: ``drive = w * sqrt(pool(E1 E2)) + (1 - w) * pool((E1 + E2) / 2)``. The
-    product is a fourth-order statistic: it grows with the co-occurrence of energy across orientation and scale,
-    which natural textures have and phase-randomized noise (same power spectrum, hence the same expected
-    energy) lacks. Nothing reads the ``texture_type`` label.
+    V1 units are complex cells: the energy ``E = |z|^2`` of a quadrature pair (an analytic log-Gabor filter at
+    one spatial frequency and orientation), pooled by a small Gaussian at the unit's position: ``drive = pool(E)``.
+    V2 units take ``v2_pairs_per_unit`` pairs ``(a, b)`` of *different* V1 channels (another orientation at the
+    same frequency, or an adjacent frequency), and pool over a Gaussian ``v2_pool_factor`` times wider the
+    products ``P = pool(sum_pairs (E_a E_b)^(p / 2))`` (``p = v2_exponent``) and the plain energies
+    ``L = pool(sum_pairs (E_a + E_b) / 2)``; ``drive = w P / <P> + (1 - w) L / <L>`` with ``w`` drawn from
+    ``v2_product_weight`` and ``<.>`` the mean over the stimulus set. The products are (at least) fourth-order
+    statistics: they grow with the co-occurrence of energy across orientation and scale, which natural textures
+    have and phase-randomized noise (same power spectrum, hence the same expected energy) lacks. V1 energy is
+    second order, so its mean over positions is identical for an image and its phase-randomized noise
+    (Parseval). Nothing reads the ``texture_type`` label.
 
-    Rates: ``baseline + gain * drive``, with the gain set so that the unit's mean drive over the stimulus set
-    maps to its driven rate (contrast gain adapted to the ensemble; label-free). Trials are Poisson spike
-    counts in the response window (or in time bins, with a latency and a transient temporal profile).
+    Rates: ``baseline + driven_rate * drive / <drive>`` per unit (contrast gain adapted to the stimulus
+    ensemble; label-free), with log-normal per-unit baseline and driven rates. Trials are Poisson spike counts
+    in the response window (or in time bins, with a latency and a transient temporal profile).
 
     Parameters
     ----------

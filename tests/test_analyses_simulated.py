@@ -116,6 +116,7 @@ def test_rejects_bad_configs(stimuli, kwargs, message):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_default_textures_reproduce_freeman_2013(tmp_path):
     """The embedded default: Portilla-Simoncelli textures (about 2 minutes) and the default recording."""
     stim = analyses.texture_stimuli(cache_dir=tmp_path)

@@ -154,8 +154,13 @@ def test_cache_is_reused_without_synthesis(tmp_path, monkeypatch):
 
 
 def test_aperture_blends_into_each_image_mean():
+    import torch
+
     cfg = analyses.TextureStimuliConfig(**{**SMALL, "families": ("gravel",), "max_iter": 2, "aperture": True})
-    s = analyses.texture_stimuli(cfg, cache=False)
+    torch.set_num_threads(2)
+    s = analyses.texture_stimuli(cfg, cache=False, num_threads=1)
+    assert torch.get_num_threads() == 2  # the synthesis thread setting is restored
+    torch.set_num_threads(1)
     for img in s.image.values:
         # corners are outside the aperture: exactly the image's pre-aperture mean, equal for texture and noise
         assert img[0, 0] == pytest.approx(img[-1, -1], abs=1e-6)
