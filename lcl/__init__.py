@@ -17,9 +17,11 @@ from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, CropTask, PixelStem, Re
                      build_v2net, corruption_benchmark, demo_recognition_config, evaluate_corruptions,
                      load_recognition_config, plot_corruptions, train_v2net)
 from ._filters import orientation_selectivity, plot_filters, spatial_spread
-from ._deform import DeformConfig, deform, random_displacement, rms_displacement, warp
+from ._deform import (DeformConfig, deform, displacement_from_noise, noise_shape, random_displacement,
+                      rms_displacement, warp)
+from ._stream import FolderPatches, PatchStream, list_images, patch_stream
 from ._model import ModelConfig, ReceptiveField, Stage, StageConfig, V1V2, whitening_kernel
-from ._train import Trainer, load_checkpoint, load_model, train
+from ._train import Trainer, init_distributed, load_checkpoint, load_model, train
 
 __all__ = [
     # model
@@ -35,6 +37,8 @@ __all__ = [
     "random_displacement",
     "warp",
     "rms_displacement",
+    "noise_shape",
+    "displacement_from_noise",
     # losses (submodule of pure functions)
     "losses",
     # training
@@ -49,6 +53,12 @@ __all__ = [
     "train",
     "load_model",
     "load_checkpoint",
+    "init_distributed",
+    # streaming a large image folder
+    "list_images",
+    "FolderPatches",
+    "PatchStream",
+    "patch_stream",
     # filters
     "orientation_selectivity",
     "spatial_spread",

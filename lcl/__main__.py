@@ -1,4 +1,8 @@
-"""Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``, ``filters``, ``v2net``."""
+"""Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``, ``filters``, ``v2net``.
+
+Under ``torchrun --nproc_per_node=N -m lcl train ...`` every process joins the process group (gloo on CPU, NCCL on
+GPU) and trains with DistributedDataParallel; only rank 0 writes files.
+"""
 
 from __future__ import annotations
 
@@ -67,10 +71,22 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         config = _train_config(args)
-        trainer = lcl.Trainer(config, args.out, resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         raise _UsageError(str(exc)) from exc
-    model = trainer.run()
+    rank, world = lcl.init_distributed(config.train.device)  # under torchrun: join the process group
+    try:
+        try:
+            trainer = lcl.Trainer(config, args.out, resume=args.resume)
+        except (ValueError, FileNotFoundError) as exc:
+            raise _UsageError(str(exc)) from exc
+        model = trainer.run()
+    finally:
+        if world > 1:
+            import torch
+
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
     if args.figure:
         lcl.plot_filters(model, args.out / "filters")
     print(json.dumps({"out": str(args.out), "receptive_field": [model.receptive_field(1), model.receptive_field(2)]}))

@@ -37,8 +37,13 @@ class OptimConfig:
     Parameters
     ----------
     lr
-        Peak learning rate for ``TrainConfig.batch_size`` patches per step. With more patches per step (several
-        processes), scale it linearly: ``lr * global_batch / batch_size`` (see the README).
+        Peak learning rate (before ``lr_scaling``).
+    lr_scaling
+        How the learning rate follows the global batch (``batch_size`` x processes): ``"none"`` (use ``lr`` as
+        is), ``"linear"`` (``lr * global / reference_batch``) or ``"sqrt"`` (``lr * sqrt(global /
+        reference_batch)``, often better for Adam-type optimisers).
+    reference_batch
+        The global batch at which ``lr`` applies unscaled.
     weight_decay
         Decoupled weight decay of AdamW.
     betas
@@ -62,6 +67,8 @@ class OptimConfig:
     """
 
     lr: float = 5e-3
+    lr_scaling: str = "none"
+    reference_batch: int = 256
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 50
@@ -71,6 +78,10 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if not _is_num(self.lr) or self.lr <= 0:
             raise ValueError(f"OptimConfig.lr must be a positive number, got {self.lr!r}")
+        if self.lr_scaling not in ("none", "linear", "sqrt"):
+            raise ValueError(f"OptimConfig.lr_scaling must be 'none', 'linear' or 'sqrt', got {self.lr_scaling!r}")
+        if not _is_int(self.reference_batch) or self.reference_batch < 1:
+            raise ValueError(f"OptimConfig.reference_batch must be a positive integer, got {self.reference_batch!r}")
         if not _is_num(self.weight_decay) or self.weight_decay < 0:
             raise ValueError(f"OptimConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if len(self.betas) != 2 or not all(_is_num(b) and 0 <= b < 1 for b in self.betas):
@@ -81,6 +92,18 @@ class OptimConfig:
             raise ValueError(f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if not _is_num(self.grad_clip) or self.grad_clip < 0:
             raise ValueError(f"OptimConfig.grad_clip must be >= 0 (0 = off), got {self.grad_clip!r}")
+
+    def scaled_lr(self, global_batch: int) -> float:
+        """Peak learning rate for ``global_batch`` patches per step (see ``lr_scaling``).
+
+        Examples
+        --------
+        >>> import lcl
+        >>> lcl.OptimConfig(lr=1e-3, lr_scaling="linear", reference_batch=128).scaled_lr(512)
+        0.004
+        """
+        ratio = global_batch / self.reference_batch
+        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
 
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of ``lr`` at ``step`` (0-based) of a stage of ``total`` steps."""
@@ -386,6 +409,8 @@ def validate_config(config: LCLConfig) -> LCLConfig:
             raise ValueError(f"device {dev!r} requested but CUDA is not available")
     if not dev.startswith("cuda") and (train.precision != "float32" or train.compile):
         raise ValueError("precision='bfloat16' and compile=true are GPU options; use them with device='cuda'")
+    if d.streaming and config.model.in_channels != 1:
+        raise ValueError("the streaming loader reads grayscale images; use model.in_channels = 1")
     return config
 
 

@@ -9,7 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DeformConfig", "random_displacement", "warp", "deform", "rms_displacement"]
+__all__ = ["DeformConfig", "random_displacement", "warp", "deform", "rms_displacement", "noise_shape",
+           "displacement_from_noise"]
 
 _MATCHING = ("rf", "fixed")
 _PADDING = ("reflection", "border", "zeros")
@@ -154,11 +155,46 @@ def random_displacement(batch: int, height: int, width: int, amplitude: float, s
         raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude!r}")
     if smoothness <= 0 or not math.isfinite(smoothness):
         raise ValueError(f"smoothness must be a finite number > 0, got {smoothness!r}")
+    noise = torch.randn(batch, *noise_shape(height, width, smoothness), generator=generator)
+    return displacement_from_noise(noise, height, width, amplitude, smoothness, device=device, dtype=dtype)
+
+
+def noise_shape(height: int, width: int, smoothness: float) -> tuple[int, int, int]:
+    """Shape (2, coarse_y, coarse_x) of the white noise behind one displacement field.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> lcl.noise_shape(48, 48, 10.0)
+    (2, 24, 24)
+    """
+    return (2, _field_matrix(height, float(smoothness)).shape[1], _field_matrix(width, float(smoothness)).shape[1])
+
+
+def displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplitude: float, smoothness: float, *,
+                            device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+                            ) -> torch.Tensor:
+    """Displacement fields (batch, height, width, 2) from white noise of shape (batch, *noise_shape(...)).
+
+    The deterministic half of :func:`random_displacement`: low-pass, interpolate, rescale to RMS ``amplitude``.
+    Drawing the noise separately lets distributed runs draw one global batch of noise and each process use its
+    slice.
+
+    Examples
+    --------
+    >>> import torch, lcl
+    >>> noise = torch.randn(3, *lcl.noise_shape(16, 16, 4.0))
+    >>> d = lcl.displacement_from_noise(noise, 16, 16, amplitude=1.0, smoothness=4.0)
+    >>> tuple(d.shape), round(float(lcl.rms_displacement(d)[0]), 4)
+    ((3, 16, 16, 2), 1.0)
+    """
     ay = _field_matrix(height, float(smoothness))
     ax = _field_matrix(width, float(smoothness))
-    noise = torch.randn(batch, 2, ay.shape[1], ax.shape[1], generator=generator)
+    if noise.shape[1:] != (2, ay.shape[1], ax.shape[1]):
+        raise ValueError(f"noise must have shape (batch, 2, {ay.shape[1]}, {ax.shape[1]}), got {tuple(noise.shape)}")
+    batch = noise.shape[0]
     dev = noise.device if device is None else torch.device(device)
-    noise = noise.to(dev)
+    noise = noise.to(dev, torch.float32)
     field = ay.to(dev) @ noise @ ax.to(dev).T  # (batch, 2, height, width)
     rms = field.pow(2).sum(dim=1).mean(dim=(1, 2)).sqrt().clamp_min(1e-12)
     field = field * (amplitude / rms).view(batch, 1, 1, 1)

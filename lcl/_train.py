@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,10 +19,13 @@ import data
 
 from . import losses
 from ._config import LCLConfig, validate_config
-from ._deform import deform
+from ._deform import displacement_from_noise, noise_shape, warp
 from ._model import V1V2
 
-__all__ = ["Trainer", "train", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE", "LOG_FILE"]
+__all__ = ["Trainer", "train", "init_distributed", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE", "LOG_FILE"]
+
+# DDP warns once that channels-last weight gradients are copied into its (contiguous) buckets: harmless here.
+warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
@@ -74,6 +78,33 @@ def _runtime_free(cfg: dict[str, Any]) -> dict[str, Any]:
         for n in names:
             out.get(section, {}).pop(n, None)
     return out
+
+
+def init_distributed(device: str = "cpu") -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment; return (rank, world size).
+
+    Does nothing (returns ``(0, 1)``) outside ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) and returns
+    the existing group's values when one is already initialised. Uses NCCL for CUDA devices (and pins each process
+    to GPU ``LOCAL_RANK``), gloo otherwise.
+
+    Examples
+    --------
+    >>> import lcl
+    >>> lcl.init_distributed("cpu")  # not under torchrun
+    (0, 1)
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not torch.distributed.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def _distributed() -> tuple[int, int]:
@@ -170,12 +201,9 @@ class Trainer:
             self._stream = patch_stream(d, self.config.train, rank=self.rank, world_size=self.world_size,
                                         generator=self.generator)
             return
+        # In memory, every process holds all images; each step draws one global batch from the shared seed and
+        # each process takes its slice (so N processes compute exactly the single-process step on N x batch).
         images = _image_tensor(d.source, d.folder, d.image_size, d.max_images, self.config.model.in_channels)
-        if self.world_size > 1:  # each process samples from its own shard of the images
-            n = images.shape[0]
-            images = images[self.rank::self.world_size]
-            if images.shape[0] == 0:
-                raise ValueError(f"{self.world_size} processes but only {n} images")
         self._images = images.to(self.device)
 
     # ----------------------------------------------------------------------------------------------- state
@@ -267,7 +295,8 @@ class Trainer:
                 stage.eval()
         params = [p for i in phase.trained for p in stages[i - 1].parameters()]
         oc = self.config.optim
-        self.optimizer = torch.optim.AdamW(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay)
+        lr = oc.scaled_lr(self.config.train.batch_size * self.world_size)
+        self.optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay)
         total = phase.steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: oc.lr_factor(s, total))
         self._ddp = self._wrap(phase)
@@ -286,16 +315,21 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- steps
     def sample_patches(self, n: int) -> torch.Tensor:
-        """``n`` random patches (n, channel, patch, patch) from the images, drawn with the run's generator."""
+        """``n`` random patches (n, channel, patch, patch) for this process, drawn with the run's generator.
+
+        In memory, ``n * world_size`` positions are drawn (identically in every process) and this process keeps
+        its slice; streaming, the patches come from this process's shard of the folder.
+        """
         if self._stream is not None:
             return channels_last(next(self._stream).to(self.device, non_blocking=True))
         imgs = self._images
         p = self.config.train.patch_size
         num, _, h, w = imgs.shape
         g = self.generator
-        idx = torch.randint(0, num, (n,), generator=g)
-        y0 = torch.randint(0, h - p + 1, (n,), generator=g)
-        x0 = torch.randint(0, w - p + 1, (n,), generator=g)
+        total, lo = n * self.world_size, n * self.rank
+        idx = torch.randint(0, num, (total,), generator=g)[lo:lo + n]
+        y0 = torch.randint(0, h - p + 1, (total,), generator=g)[lo:lo + n]
+        x0 = torch.randint(0, w - p + 1, (total,), generator=g)[lo:lo + n]
         ar = torch.arange(p)
         rows = (y0[:, None] + ar[None, :])[:, :, None]
         cols = (x0[:, None] + ar[None, :])[:, None, :]
@@ -307,8 +341,15 @@ class Trainer:
         """Two deformed views of each patch, stacked as (2n, channel, y, x): views 1 then views 2."""
         amp, smooth = self.config.deform.pixels(self.rf_sizes, self.phase.stage)
         both = torch.cat([patches, patches])
-        views = deform(both, amp, smooth, generator=self.generator, padding=self.config.deform.padding)
-        return channels_last(views)
+        if amp == 0:
+            return channels_last(both.clone())
+        b, _, h, w = patches.shape
+        shape = noise_shape(h, w, smooth)
+        # noise for the global batch (views 1 of all patches, then views 2), this process's slice
+        noise = torch.randn(2, b * self.world_size, *shape, generator=self.generator)
+        noise = noise[:, b * self.rank:b * (self.rank + 1)].reshape(2 * b, *shape)
+        d = displacement_from_noise(noise, h, w, amp, smooth, device=both.device, dtype=both.dtype)
+        return channels_last(warp(both, d, padding=self.config.deform.padding))
 
     def compute_loss(self, views: torch.Tensor) -> torch.Tensor:
         """Loss of the current phase for stacked views (see :meth:`make_views`)."""
@@ -318,7 +359,12 @@ class Trainer:
             y = self._ddp(views)
         z = losses.pool_features(y.float(), tc.pool_grid)
         n = views.shape[0] // 2
-        return self.loss_fn(z[:, :n], z[:, n:], **self.loss_options)
+        z1, z2 = z[:, :n], z[:, n:]
+        if self.world_size > 1:
+            # the loss sees the global batch (negatives from every process); the autograd all_gather sends each
+            # process the gradient of its own features, and DDP's averaging then yields the exact global gradient
+            z1, z2 = _GatherBatch.apply(z1), _GatherBatch.apply(z2)
+        return self.loss_fn(z1, z2, **self.loss_options)
 
     def train_step(self) -> float:
         """One optimisation step of the current phase; returns the loss."""
@@ -335,11 +381,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        value = loss.detach()
-        if self.world_size > 1:
-            torch.distributed.all_reduce(value)
-            value /= self.world_size
-        return float(value)
+        return float(loss.detach())  # the same global loss in every process
 
     def run(self, until: int | None = None) -> V1V2:
         """Train to the end (or stop without saving once ``global_step == until``, to simulate a crash).
@@ -401,6 +443,29 @@ class Trainer:
                    "provenance": data.provenance(cfg, self.config.train.seed)}
         with data.atomic_write(self.out_dir / MODEL_FILE) as tmp:
             torch.save(payload, tmp)
+
+
+class _GatherBatch(torch.autograd.Function):
+    """All-gather (cells, batch, dim) features along the batch from every process, in rank order, with autograd.
+
+    Backward sums the gradients that every process computed for the gathered tensor (all processes evaluate the
+    same global loss) and returns this process's slice.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        dist = torch.distributed
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        ctx.rank, ctx.n = dist.get_rank(), x.shape[1]
+        return torch.cat(parts, dim=1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        return grad[:, ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n].contiguous()
 
 
 class _PhaseForward(torch.nn.Module):
