@@ -9,7 +9,9 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["data"]
+PACKAGES = ["data", "geometry", "lcl", "decoding", "analyses"]
+# lcl, decoding and analyses run their own examples (tests/test_*_doc*.py) with package-specific fixtures
+DOCTEST_PACKAGES = ["data", "geometry"]
 
 
 def _public(package: str):
@@ -33,7 +35,7 @@ def _modules(package: str):
             yield importlib.import_module(info.name)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", DOCTEST_PACKAGES)
 def test_docstring_examples_run(package, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     failures = []
