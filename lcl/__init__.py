@@ -10,8 +10,8 @@ Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``;
 """
 
 from . import losses
-from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, demo_config, load_config,
-                      validate_config)
+from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, ablation_configs, demo_config,
+                      load_config, validate_config)
 from ._corrupt import CORRUPTIONS, corrupt
 from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, CropTask, PixelStem, RecognitionConfig, V2Net,
                      build_v2net, corruption_benchmark, demo_recognition_config, evaluate_corruptions,
@@ -49,6 +49,7 @@ __all__ = [
     "validate_config",
     "load_config",
     "demo_config",
+    "ablation_configs",
     "Trainer",
     "train",
     "load_model",

@@ -15,7 +15,7 @@ from ._deform import DeformConfig
 from ._model import ModelConfig, StageConfig, V1V2
 
 __all__ = ["OptimConfig", "DataConfig", "TrainConfig", "LCLConfig", "validate_config", "load_config",
-           "demo_config", "IMAGE_EXTENSIONS"]
+           "demo_config", "ablation_configs", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif", ".webp")
 _MODES = ("layerwise", "end_to_end")
@@ -446,6 +446,34 @@ def demo_config(**components: dict[str, Any]) -> LCLConfig:
     base = LCLConfig(
         model=ModelConfig(stage1=StageConfig(channels=32, kernel=9),
                           stage2=StageConfig(channels=64, kernel=5, bias=True)),
-        train=TrainConfig(steps=(400, 400), batch_size=64, patch_size=48, checkpoint_every=200),
+        train=TrainConfig(steps=(300, 300), batch_size=64, patch_size=48, checkpoint_every=200),
     )
     return base.replace(**components) if components else base
+
+
+def ablation_configs(base: LCLConfig | None = None) -> dict[str, LCLConfig]:
+    """The method and the paper's two ablations, as configs differing from ``base`` in one field each.
+
+    ``"lcl"``: ``base`` (layerwise, receptive-field-matched deformations); ``"fixed"``: ``deform.matching =
+    "fixed"`` (both stages deformed with the stage-1 amplitude in pixels); ``"end_to_end"``: ``train.mode =
+    "end_to_end"`` (both stages trained jointly through the stage-2 loss, same number of updates).
+
+    Parameters
+    ----------
+    base
+        The configuration of the method (default: :func:`demo_config`).
+
+    Returns
+    -------
+    dict of str to LCLConfig
+
+    Examples
+    --------
+    >>> import lcl
+    >>> runs = lcl.ablation_configs()
+    >>> {name: (c.deform.matching, c.train.mode) for name, c in runs.items()}
+    {'lcl': ('rf', 'layerwise'), 'fixed': ('fixed', 'layerwise'), 'end_to_end': ('rf', 'end_to_end')}
+    """
+    base = base or demo_config()
+    return {"lcl": base, "fixed": base.replace(deform={"matching": "fixed"}),
+            "end_to_end": base.replace(train={"mode": "end_to_end"})}

@@ -107,3 +107,23 @@ def test_recognition_config_errors(tmp_path):
     task = lcl.CropTask(cfg, data.natural_images(size=64, names=["camera", "moon"]))
     with pytest.raises(ValueError, match="smaller than the stage-2 receptive field"):
         lcl.corruption_benchmark(lcl.V1V2(), lcl.BackEndConfig(), cfg, task=task)
+
+
+def test_cli_filters_and_v2net_commands(tmp_path, capsys):
+    from lcl.__main__ import main
+
+    cfg = lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
+                          train={"steps": (1, 1), "batch_size": 4, "progress": False})
+    lcl.train(cfg, tmp_path / "run")
+    assert main(["filters", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "filters.png").is_file() and (tmp_path / "run" / "filters.pdf").is_file()
+    toml = tmp_path / "v.toml"
+    toml.write_text("[backend]\nwidths = [8]\n[recognition]\nimage_size = 128\nsteps = 2\nbatch_size = 4\n"
+                    "corruptions = [\"contrast\"]\nseverities = [5]\nprogress = false\n")
+    assert main(["v2net", str(tmp_path / "run"), "--config", str(toml), "--out", str(tmp_path / "v2")]) == 0
+    assert (tmp_path / "v2" / "corruptions.nc").is_file()
+    assert "lcl" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[recognition]\nfront_ends = [\"vgg\"]\n")
+    assert main(["v2net", str(tmp_path / "run"), "--config", str(bad)]) == 2
+    assert main(["filters", str(tmp_path / "nothing")]) == 2
