@@ -167,6 +167,13 @@ def _default_decoding() -> decoding.StudyConfig:
     return decoding.default_config("demo")
 
 
+def _default_predictivity() -> PredictivityConfig:
+    # The demo has 36 stimuli: Brain-Score's PLS-25 with 90 % training would nearly interpolate its 32 training
+    # stimuli and test on 4; 10 components and 80 % training are the embedded default (Brain-Score's values
+    # remain PredictivityConfig's defaults for real data).
+    return PredictivityConfig(n_components=10, train_size=0.8)
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """The main job. TOML: top-level keys plus one table per component (``[lcl]``, ``[stimuli]``, ``[neural]``,
@@ -212,7 +219,7 @@ class PipelineConfig:
     lcl: lcl.LCLConfig = dataclasses.field(default_factory=_default_lcl)
     stimuli: TextureStimuliConfig = dataclasses.field(default_factory=TextureStimuliConfig)
     neural: NeuralDataConfig = dataclasses.field(default_factory=NeuralDataConfig)
-    predictivity: PredictivityConfig = dataclasses.field(default_factory=PredictivityConfig)
+    predictivity: PredictivityConfig = dataclasses.field(default_factory=_default_predictivity)
     geometry: GeometryConfig = dataclasses.field(default_factory=GeometryConfig)
     decoding: decoding.StudyConfig = dataclasses.field(default_factory=_default_decoding)
     run_decoding: bool = True
@@ -343,7 +350,11 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
         if changes and name in config.models:
             lcl.validate_config(config.lcl.replace(**changes))
     validate_texture_config(config.stimuli)
-    validate_predictivity_config(config.predictivity)
+    if not config.neural.stimulus_csv:  # synthesized: families x samples x {texture, noise}
+        n_stimuli = len(config.stimuli.families) * config.stimuli.n_samples * 2
+        validate_predictivity_config(config.predictivity, n_stimuli=n_stimuli)
+    else:
+        validate_predictivity_config(config.predictivity)
     if config.jobs.executor not in EXECUTORS:
         raise ValueError(f"unknown executor {config.jobs.executor!r}; choose from {list(EXECUTORS)}")
     if config.jobs.max_parallel < 1 or config.jobs.threads_per_job < 1 or config.jobs.timeout_min <= 0:

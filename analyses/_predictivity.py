@@ -72,13 +72,16 @@ class PredictivityConfig:
     seed: int = 1
 
 
-def validate_predictivity_config(config: PredictivityConfig) -> PredictivityConfig:
+def validate_predictivity_config(config: PredictivityConfig, n_stimuli: int | None = None) -> PredictivityConfig:
     """Check a :class:`PredictivityConfig`; return it unchanged.
 
     Parameters
     ----------
     config
         The config.
+    n_stimuli
+        If given, also check that every split leaves at least 3 test and 2 training stimuli, and (PLS) at most
+        as many components as training stimuli.
 
     Returns
     -------
@@ -112,6 +115,15 @@ def validate_predictivity_config(config: PredictivityConfig) -> PredictivityConf
         raise ValueError(f"ridge_alphas must be positive, got {c.ridge_alphas}")
     if c.window_ms is not None and not c.window_ms[0] < c.window_ms[1]:
         raise ValueError(f"window_ms must be (start, end) with start < end, got {c.window_ms}")
+    if n_stimuli is not None:
+        n_train = int(math.floor(c.train_size * n_stimuli))
+        n_test = n_stimuli - n_train
+        if n_test < 3 or n_train < 2:
+            raise ValueError(f"{n_stimuli} stimuli give {n_train} train / {n_test} test stimuli per split; Pearson r "
+                             "on held-out stimuli needs at least 3 test stimuli (lower train_size or add stimuli)")
+        if c.regression == "pls" and c.n_components > n_train:
+            raise ValueError(f"n_components={c.n_components} exceeds the {n_train} training stimuli per split; "
+                             "lower n_components")
     return config
 
 
@@ -366,11 +378,9 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     labels = None
     if c.stratify is not None and c.stratify in y_asm.coords and y_asm[c.stratify].dims == ("presentation",):
         labels = np.asarray(y_asm[c.stratify].values).astype(str)
+    validate_predictivity_config(c, n_stimuli=n)
     n_train = int(math.floor(c.train_size * n))
     n_test = n - n_train
-    if n_test < 3 or n_train < 2:
-        raise ValueError(f"{n} stimuli give {n_train} train / {n_test} test stimuli per split; Pearson r on held-out "
-                         "stimuli needs at least 3 test stimuli (lower train_size or add stimuli)")
     if c.regression == "pls" and c.n_components > min(n_train, n_features):
         raise ValueError(f"n_components={c.n_components} exceeds min(training stimuli={n_train}, model features="
                          f"{n_features}); lower n_components")
