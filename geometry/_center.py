@@ -14,12 +14,12 @@ row; the ``K`` with the smallest mean absolute correlation wins. This follows th
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ._threads import single_thread
 
 __all__: list[str] = []
 
@@ -43,35 +43,35 @@ def mean_abs_correlation(X: torch.Tensor) -> float:
     return float((C.abs().sum() - C.diagonal().abs().sum()) / (P * (P - 1)))
 
 
-@contextlib.contextmanager
-def _single_thread(enabled: bool) -> Iterator[None]:
-    """Run tiny linear algebra on one torch thread: on busy machines, multi-threaded LAPACK calls on 10 x 3
-    matrices spend milliseconds synchronising threads (measured 7 ms per QR with 2 threads vs 5 us with 1)."""
-    if not enabled:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _cost_state(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Cost 1/2 sum_{mn} Gr_mn^2 / (c0_m c0_n) and what its gradient needs.
+
+    ``Gr = C - (XV)(XV)^T`` is the Gram matrix of the residual centers and ``c0 = diag(Gr)``. Two passes over
+    ``P x P`` arrays (one fused ``addmm``, one square) and a matrix-vector product.
+    """
+    c = X @ V
+    Gr = torch.addmm(C, c, c.T, alpha=-1.0)
+    u = 1.0 / torch.diagonal(Gr).clamp_min(torch.finfo(X.dtype).tiny)
+    q = (Gr * Gr) @ u  # q_m = sum_n Gr_mn^2 / c0_n
+    return 0.5 * (u @ q), (c, Gr, u, q)
+
+
+def _grad_from_state(X: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+                     ) -> torch.Tensor:
+    """Euclidean gradient in ``V`` of the cost, from :func:`_cost_state`'s intermediate values.
+
+    With ``u = 1 / c0``: ``d cost / d c = -2 U Gr U c + 2 h c``, ``h_m = u_m^2 q_m``; then ``X^T`` of that.
+    """
+    c, Gr, u, q = state
+    grad_c = -2.0 * u[:, None] * (Gr @ (c * u[:, None])) + 2.0 * (u * u * q)[:, None] * c
+    return X.T @ grad_c
 
 
 def _cost_and_grad(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cost 1/2 sum_{mn} Gr_mn^2 / (c0_m c0_n) and its Euclidean gradient in V.
-
-    ``Gr = C - (XV)(XV)^T`` is the Gram matrix of the residual centers and ``c0 = diag(Gr)``.
-    """
-    c = X @ V
-    Gr = C - c @ c.T
-    c0 = torch.diagonal(Gr).clamp_min(torch.finfo(X.dtype).tiny)
-    inv = 1.0 / c0
-    W = Gr * inv[:, None] * inv[None, :]
-    cost = 0.5 * (Gr * W).sum()
-    h = (Gr * W).sum(1) * inv  # h_m = sum_n Gr_mn^2 / (c0_m^2 c0_n)
-    grad_c = -2.0 * (W @ c) + 2.0 * h[:, None] * c
-    return cost, X.T @ grad_c
+    """Cost 1/2 sum_{mn} Gr_mn^2 / (c0_m c0_n) and its Euclidean gradient in V (see :func:`_cost_state`)."""
+    f, state = _cost_state(V, X, C)
+    return f, _grad_from_state(X, state)
 
 
 def _qf(A: torch.Tensor) -> torch.Tensor:
@@ -109,13 +109,14 @@ def _stiefel_cg(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int
         accepted = False
         for _ls in range(40):
             V_new = _qf(V + t * d)
-            f_new, E_new = _cost_and_grad(V_new, X, C)
+            f_new, state = _cost_state(V_new, X, C)  # trial points: the cost only
             if float(f_new) <= float(f) + 1e-4 * t * slope:
                 accepted = True
                 break
             t *= 0.5
         if not accepted:
             break
+        E_new = _grad_from_state(X, state)
         g_new = rgrad(V_new, E_new)
         g_old_t = proj(V_new, g)
         d_t = proj(V_new, d)
@@ -134,7 +135,7 @@ def _stiefel_cg(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int
 def center_structure(centers: torch.Tensor, **kwargs) -> CenterStructure:
     """Find the low-rank center structure to remove (see the module docstring and ``_center_structure``)."""
     small = centers.device.type == "cpu" and centers.shape[0] <= 256
-    with _single_thread(small):
+    with single_thread(small):
         return _center_structure(centers, **kwargs)
 
 

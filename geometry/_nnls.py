@@ -17,12 +17,16 @@ in torch, so that it runs on CPU or GPU:
 1. samples with ``max_mu S_mu . t' <= 0`` have ``a* = 0`` (``t`` already satisfies the constraints);
 2. a warm start by accelerated projected gradient (FISTA with restarts) on the Jacobi-scaled problem, all
    samples at once with batched matrix products;
-3. Lawson-Hanson active-set iterations started from the warm start's support: each iteration solves the
-   unconstrained least squares problem exactly on every sample's passive set (Cholesky of the gathered Gram
-   block, one step of iterative refinement), steps back to feasibility or adds the most violating variable.
-   A sample stops when its KKT conditions hold: ``a_P > 0`` solves the passive block exactly and the gradient
-   ``S^T (t' - S a)`` is ``<= tol`` on every inactive variable. This is the exact solution, certified; the
-   iterate of step 2 only decides where the active-set search starts.
+3. a few primal-dual active-set rounds from the warm start's support: each solves the least squares problem
+   exactly on every sample's passive set and swaps all variables that violate the KKT conditions at once;
+   samples whose KKT conditions hold (below) are done;
+4. for the rest (few), Lawson-Hanson active-set iterations from the feasible part of the last iterate: each
+   iteration solves the unconstrained least squares problem exactly on every sample's passive set (Cholesky of
+   the gathered Gram block, one step of iterative refinement), steps back to feasibility or adds the most
+   violating variable.
+A sample stops when its KKT conditions hold: ``a_P > 0`` solves the passive block exactly and the gradient
+``S^T (t' - S a)`` is ``<= tol`` on every inactive variable. This is the exact solution, certified; steps 2 and
+3 only decide where the search starts.
 """
 
 from __future__ import annotations
@@ -207,6 +211,56 @@ def _gram_times(op: GramOperator, a_full: torch.Tensor, rows: torch.Tensor, man:
     return op.times_rows(a_full[rows], man[rows])
 
 
+def _primal_dual_active_set(op: GramOperator, a: torch.Tensor, passive: torch.Tensor, bF: torch.Tensor,
+                            validF: torch.Tensor, man: torch.Tensor, tol: torch.Tensor, active: torch.Tensor,
+                            rounds: int, info: NNLSInfo, P: int, n: int) -> torch.Tensor:
+    """Primal-dual active-set rounds (Hintermueller, Ito & Kunisch 2002) on the rows ``active``; in place.
+
+    Each round solves every row on its passive set ``z_P = G_PP^{-1} b_P`` and computes the gradient
+    ``w = b - G z``. A row whose KKT conditions hold (``z_P > 0``, ``w <= tol`` off ``P``) is certified:
+    ``a = z`` and it leaves. Otherwise its next passive set is ``{z > 0 on P} | {w > tol off P}`` (every
+    violation swapped at once, where Lawson-Hanson adds one variable per iteration). The method is not
+    guaranteed to converge for general Gram matrices, so after ``rounds`` rounds the remaining rows are handed
+    to Lawson-Hanson from a feasible point: ``a = max(z, 0)`` on the passive set (rows whose passive block was
+    singular restart from ``a = 0``). Returns the rows still to solve.
+    """
+    m = bF.shape[1]
+    dtype = bF.dtype
+    neg_inf = torch.tensor(-torch.inf, dtype=dtype, device=bF.device)
+    zfull = torch.zeros_like(a)
+    restarted = []
+    for _ in range(rounds):
+        info.n_active_set_iterations += 1
+        pa = passive[active]
+        z, ok = _solve_passive(op, man[active], pa, bF[active])
+        zfull[active] = z
+        w = bF[active] - _gram_times(op, zfull, active, man, P, n)
+        zfull[active] = 0
+        w_off = torch.where(validF[active] & ~pa, w, neg_inf)
+        viol_off = w_off > tol[active, None]
+        viol_on = pa & (z <= 0)
+        done = ok & ~viol_off.any(-1) & ~viol_on.any(-1)
+        rows = active[done]
+        a[rows] = z[done]
+        passive[rows] = pa[done]
+        bad = active[~ok]
+        if bad.numel() > 0:  # dependent passive columns: Lawson-Hanson from a = 0 (it only adds independent ones)
+            info.n_restarted += bad.numel()
+            a[bad] = 0
+            passive[bad] = False
+            restarted.append(bad)
+        go = ok & ~done
+        rows = active[go]
+        a[rows] = z[go].clamp_min(0) * pa[go]
+        passive[rows] = (pa[go] & ~viol_on[go]) | viol_off[go]
+        active = rows
+        if active.numel() == 0:
+            break
+    # Hand-off to Lawson-Hanson: the passive set of a feasible point is its support.
+    passive[active] = a[active] > 0
+    return torch.cat([active, *restarted])
+
+
 def nnls_batched(
     op: GramOperator,
     b: torch.Tensor,
@@ -217,6 +271,7 @@ def nnls_batched(
     warm_dtype: torch.dtype | None = torch.float32,
     rtol: float = 1e-11,
     max_iter: int | None = None,
+    pdas_iter: int = 10,
 ) -> tuple[torch.Tensor, NNLSInfo]:
     """Solve ``min_{a >= 0} ||S a - t||^2`` for many samples of many manifolds, in Gram form.
 
@@ -239,8 +294,12 @@ def nnls_batched(
     rtol
         KKT tolerance on the gradient, relative to ``max_mu ||S_mu|| * ||t||``.
     max_iter
-        Cap on active-set iterations (default ``3 m + 20``); samples still unconverged are solved by
+        Cap on Lawson-Hanson iterations (default ``3 m + 20``); samples still unconverged are solved by
         ``scipy.optimize.nnls`` one by one, with a warning and a count in the returned info.
+    pdas_iter
+        Rounds of the primal-dual active-set phase run before Lawson-Hanson (0: none). Each round solves every
+        remaining sample on its passive set and swaps all KKT-violating variables at once; samples it certifies
+        are done, the others continue with Lawson-Hanson from the feasible part of the last iterate.
 
     Returns
     -------
@@ -271,6 +330,8 @@ def nnls_batched(
     passive = (a > 0) & validF
     a = a * passive
     active = (~trivial).nonzero().squeeze(-1)
+    if pdas_iter > 0 and active.numel() > 0:
+        active = _primal_dual_active_set(op, a, passive, bF, validF, man, tol, active, pdas_iter, info, P, n)
     # Lawson-Hanson safeguard (as in the original algorithm): a variable added because its gradient was positive
     # but whose least-squares value then comes out <= 0 (numerically dependent column) is taken back out and
     # banned until the next genuine step, so the method cannot cycle.
@@ -332,7 +393,7 @@ def nnls_batched(
             keep = torch.ones(active.numel(), dtype=torch.bool, device=device)
             keep[f_pos[~grow]] = False
             active = active[keep]
-    info.n_active_set_iterations = n_iter
+    info.n_active_set_iterations += n_iter
     if active.numel() > 0:
         # Not converged within max_iter: exact per-sample solve (reported, never silent).
         info.n_fallback = int(active.numel())

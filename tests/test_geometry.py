@@ -195,9 +195,11 @@ def test_qp_path_matches_fast_path_at_positive_margin():
         np.testing.assert_allclose(fast[v].values, qp[v].values, rtol=1e-5, err_msg=v)
 
 
+@pytest.mark.parametrize("pdas_iter", [0, 10])
 @pytest.mark.parametrize("kappa", [0.0, 0.4])
 @pytest.mark.parametrize("factored", [False, True])
-def test_batched_nnls_kkt_and_agreement(kappa, factored):
+def test_batched_nnls_kkt_and_agreement(kappa, factored, pdas_iter):
+    # pdas_iter=0: Lawson-Hanson alone from the warm start; 10: primal-dual active-set rounds first.
     rng = np.random.default_rng(7)
     P, d, m, n = 4, (5 if factored else 31), 30, 50
     S = rng.standard_normal((P, d, m)) * rng.uniform(0.2, 2.0, size=(P, 1, 1))
@@ -206,7 +208,7 @@ def test_batched_nnls_kkt_and_agreement(kappa, factored):
     T[..., -1] += kappa
     St, Tt = torch.tensor(S), torch.tensor(T)
     op = GramOperator(S=St) if factored else GramOperator(G=St.transpose(1, 2) @ St)
-    a, info = nnls_batched(op, Tt @ St, torch.ones(P, m, dtype=torch.bool), (Tt ** 2).sum(-1))
+    a, info = nnls_batched(op, Tt @ St, torch.ones(P, m, dtype=torch.bool), (Tt ** 2).sum(-1), pdas_iter=pdas_iter)
     assert info.n_fallback == 0
     a = a.numpy()
     for p in range(P):
@@ -219,6 +221,18 @@ def test_batched_nnls_kkt_and_agreement(kappa, factored):
         assert (a[p] >= 0).all()
         assert (w <= 1e-8).all()
         assert np.abs(w[a[p] > 0]).max(initial=0) < 1e-8
+
+
+def test_parallel_chunks_match_serial():
+    # Manifolds solved in concurrent chunks (Python threads) give the numbers of one serial batch.
+    rng = np.random.default_rng(4)
+    pts = [torch.as_tensor(rng.standard_normal((m, 12)) * r) for m, r in
+           [(10, 0.5), (10, 1.0), (10, 2.0), (14, 1.0), (14, 0.7), (20, 0.3), (20, 1.5)]]
+    serial = _mftma._anchor_analysis(pts, 0.2, 80, 1, "reference", "fast", workers=1)
+    assert len(_mftma._chunks(pts, 80, 2)) == 6  # each run of equal-size manifolds split in two
+    parallel = _mftma._anchor_analysis(pts, 0.2, 80, 1, "reference", "fast", workers=2)
+    for key in ("alpha", "radius", "dimension"):
+        np.testing.assert_allclose(parallel[key], serial[key], rtol=1e-12, err_msg=key)
 
 
 def test_degenerate_duplicate_points_are_solved():
