@@ -1,6 +1,6 @@
 """Benchmark of geometry.capacity: fast batched solver vs. one quadratic program at a time (issue 3).
 
-Run:  python benchmarks/geometry_bench.py [--threads 2] [--skip-large] [--qp-manifolds 4]
+Run:  python benchmarks/geometry_bench.py [--threads 2] [--skip-large] [--qp-manifolds 4] [--repeats 5]
 
 Prints, in one run:
 1. P=100 manifolds, m=50 points, N=5000 features, n_t=200: the per-manifold anchor-point stage solved
@@ -10,6 +10,8 @@ Prints, in one run:
    exact solver we know). The one-at-a-time paths are timed on the first --qp-manifolds manifolds and
    extrapolated linearly to P (each manifold is an independent set of n_t QPs); this is said in the output.
    Then the end-to-end ``geometry.capacity`` call (centering, center-correlation removal, solve).
+   Times are wall-clock and process CPU seconds (all threads); on a shared machine the CPU ratio is the
+   steadier figure. The load average is printed with each problem.
 2. P=1000, m=100, N=2000, n_t=200: end-to-end ``geometry.capacity`` (goal: under 60 s on 2 cores).
 3. Where CUDA is available: the same two problems on the GPU.
 """
@@ -17,6 +19,7 @@ Prints, in one run:
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -64,37 +67,100 @@ def per_sample_problems(devs: list[torch.Tensor], n_t: int, seed: int, count: in
     return probs
 
 
-def time_cvxopt(probs, kappa: float) -> float | None:
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+class Timer:
+    """Wall-clock and process CPU seconds of a block (CPU time counts every thread of the process)."""
+
+    def __enter__(self) -> "Timer":
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.w0, time.process_time() - self.c0
+
+
+def repeat(fn, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wall and CPU seconds of ``n`` calls of ``fn``."""
+    walls, cpus = [], []
+    for _ in range(n):
+        with Timer() as t:
+            fn()
+        walls.append(t.wall)
+        cpus.append(t.cpu)
+    return np.asarray(walls), np.asarray(cpus)
+
+
+def time_cvxopt(probs, kappa: float) -> Timer | None:
     try:
         from cvxopt import matrix, solvers
     except ImportError:
         return None
     solvers.options.update(show_progress=False, maxiters=1_000_000, abstol=1e-12, reltol=1e-12, feastol=1e-12)
-    t0 = time.perf_counter()
-    for S, T in probs:
-        d, m = S.shape
-        P_, G, h = matrix(np.eye(d)), matrix(np.ascontiguousarray(S.T)), matrix(-kappa * np.ones(m))
-        for t in T:
-            solvers.qp(P_, matrix(-t), G, h)
-    return time.perf_counter() - t0
+    with Timer() as timer:
+        for S, T in probs:
+            d, m = S.shape
+            P_, G, h = matrix(np.eye(d)), matrix(np.ascontiguousarray(S.T)), matrix(-kappa * np.ones(m))
+            for t in T:
+                solvers.qp(P_, matrix(-t), G, h)
+    return timer
+
+
+class StageTimes:
+    """Wall seconds of the stages of one ``geometry.capacity`` call (center search, anchor analysis)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    def wrap(self, name: str, fn):
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+        return timed
+
+    def __enter__(self) -> "StageTimes":
+        self._saved = (_mftma.center_structure, _mftma._anchor_analysis)
+        _mftma.center_structure = self.wrap("center-correlation search", _mftma.center_structure)
+        _mftma._anchor_analysis = self.wrap("per-manifold reduction + solve", _mftma._anchor_analysis)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _mftma.center_structure, _mftma._anchor_analysis = self._saved
+
+    def report(self, total: float) -> str:
+        parts = [f"{k} {v:.1f} s" for k, v in self.times.items()]
+        rest = total - sum(self.times.values())
+        return "; ".join(parts + [f"input checks, centering, projection {rest:.1f} s"])
 
 
 def bench_small(args, device: str = "cpu") -> None:
     P, m, N, n_t = 100, 50, 5000, 200
-    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device} ==")
+    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device}; load average {load_average()} ==")
     ms = make_manifolds(P, m, N)
     devs = deviations(ms)
     if device != "cpu":
         devs = [d.to(device) for d in devs]
     _mftma._anchor_analysis(devs[:4], 0.0, n_t, 0, "reference", "fast")  # warm-up
-    if device != "cpu":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fast = _mftma._anchor_analysis(devs, 0.0, n_t, 0, "reference", "fast")
-    if device != "cpu":
-        torch.cuda.synchronize()
-    t_fast = time.perf_counter() - t0
-    print(f"fast batched NNLS, anchor stage, all {P} manifolds: {t_fast:.3f} s")
+    fast = {}
+
+    def run_fast():
+        fast.update(_mftma._anchor_analysis(devs, 0.0, n_t, 0, "reference", "fast"))
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    walls, cpus = repeat(run_fast, args.repeats)
+    t_fast, c_fast = float(np.min(walls)), float(np.min(cpus))
+    print(f"fast batched NNLS, anchor stage (principal coordinates, samples, solve, summaries), all {P} manifolds, "
+          f"{args.repeats} runs: wall min {t_fast:.3f} s, median {np.median(walls):.3f} s; process CPU min "
+          f"{c_fast:.3f} s, median {np.median(cpus):.3f} s")
     if device == "cpu":
         k = args.qp_manifolds
         probs = per_sample_problems([d.cpu() for d in devs], n_t, 0, k)
@@ -103,45 +169,42 @@ def bench_small(args, device: str = "cpu") -> None:
         if t_cvx is None:
             print("cvxopt (reference implementation's solver): not installed, skipped (pip install cvxopt)")
         else:
-            print(f"one QP at a time, cvxopt interior point (reference settings): {t_cvx:.2f} s for {k} manifolds "
-                  f"-> {t_cvx * scale:.1f} s extrapolated to {P}; ratio {t_cvx * scale / t_fast:.0f}x")
-        t0 = time.perf_counter()
-        for S, T in probs[: max(1, k // 2)]:
-            qp_reference(S, T[:50], 0.0)
-        t_slsqp = (time.perf_counter() - t0) * (n_t / 50) * (P / max(1, k // 2))
+            print(f"one QP at a time, cvxopt interior point (reference settings), timed on {k} manifolds x {n_t} "
+                  f"samples, extrapolated to {P}: wall {t_cvx.wall * scale:.1f} s, CPU {t_cvx.cpu * scale:.1f} s")
+            print(f"RATIO one-QP-at-a-time / fast: wall {t_cvx.wall * scale / t_fast:.0f}x (min vs min), "
+                  f"CPU {t_cvx.cpu * scale / c_fast:.0f}x")
+        with Timer() as t:
+            for S, T in probs[: max(1, k // 2)]:
+                qp_reference(S, T[:50], 0.0)
+        t_slsqp = t.wall * (n_t / 50) * (P / max(1, k // 2))
         print(f"one QP at a time, scipy SLSQP (slow reference path): {t_slsqp:.1f} s extrapolated from "
               f"{max(1, k // 2)} manifolds x 50 samples; ratio {t_slsqp / t_fast:.0f}x")
-        t0 = time.perf_counter()
         F_ref = []
-        for S, T in probs:
-            a = nnls_reference(S, T)
-            F_ref.append(((a @ S.T) ** 2).sum(-1).mean())
-        t_nnls = (time.perf_counter() - t0) * scale
+        with Timer() as t:
+            for S, T in probs:
+                a = nnls_reference(S, T)
+                F_ref.append(((a @ S.T) ** 2).sum(-1).mean())
+        t_nnls = t.wall * scale
         print(f"one NNLS at a time, scipy.optimize.nnls: {t_nnls:.2f} s extrapolated from {k} manifolds; "
               f"ratio {t_nnls / t_fast:.1f}x")
         rel = np.abs(1 / np.asarray(F_ref) / fast["alpha"][:k] - 1).max()
         print(f"max relative difference of manifold capacities, fast vs scipy.nnls: {rel:.2e}")
-    t0 = time.perf_counter()
-    ds = geometry.capacity(ms, n_t=n_t, device=device)
-    print(f"end-to-end geometry.capacity (center correlation removed, K={int(ds.K)}): "
-          f"{time.perf_counter() - t0:.2f} s; capacity={float(ds.capacity):.4f}")
+    stages = StageTimes()
+    with stages, Timer() as t:
+        ds = geometry.capacity(ms, n_t=n_t, device=device)
+    print(f"end-to-end geometry.capacity (center correlation removed, K={int(ds.K)}): wall {t.wall:.2f} s, "
+          f"CPU {t.cpu:.2f} s; capacity={float(ds.capacity):.4f}\n  stages: {stages.report(t.wall)}")
 
 
 def bench_large(device: str = "cpu") -> None:
     P, m, N, n_t = 1000, 100, 2000, 200
-    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device} ==")
+    print(f"\n== P={P}, m={m}, N={N}, n_t={n_t}, kappa=0, device={device}; load average {load_average()} ==")
     ms = make_manifolds(P, m, N, seed=1)
-    t0 = time.perf_counter()
-    ds = geometry.capacity(ms, n_t=n_t, device=device)
-    t_total = time.perf_counter() - t0
-    devs = deviations(ms)
-    if device != "cpu":
-        devs = [d.to(device) for d in devs]
-    t0 = time.perf_counter()
-    _mftma._anchor_analysis(devs, 0.0, n_t, 0, "reference", "fast")
-    t_anchor = time.perf_counter() - t0
-    print(f"end-to-end geometry.capacity: {t_total:.1f} s (goal < 60 s on 2 cores); K={int(ds.K)}, "
-          f"capacity={float(ds.capacity):.4f}; anchor stage alone: {t_anchor:.1f} s")
+    stages = StageTimes()
+    with stages, Timer() as t:
+        ds = geometry.capacity(ms, n_t=n_t, device=device)
+    print(f"end-to-end geometry.capacity: wall {t.wall:.1f} s (goal < 60 s on 2 cores), CPU {t.cpu:.1f} s; "
+          f"K={int(ds.K)}, capacity={float(ds.capacity):.4f}\n  stages: {stages.report(t.wall)}")
 
 
 def main() -> None:
@@ -149,6 +212,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--skip-large", action="store_true", help="skip the P=1000 problem")
     ap.add_argument("--qp-manifolds", type=int, default=4, help="manifolds timed one QP at a time (extrapolated)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs of the fast path (min and median printed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; timings are wall-clock and noisy on a "
