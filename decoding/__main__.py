@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         figs = plot_reconstructions(results, args.out / "reconstructions")
         print(summary_table(results))
         print(f"test photographs: {', '.join(json.loads(results.attrs['test_sources']))}")
-        print(f"seconds: {results.attrs['seconds']}")
+        print(f"wall seconds: {results.attrs['seconds']}")
+        print(f"CPU seconds (all threads): {results.attrs['cpu_seconds']}")
         print(f"wrote {args.out / 'results.nc'}, {args.out / 'enhancer.pt'}, " + ", ".join(map(str, figs)))
     elif args.command == "plot":
         out = args.out or args.results.with_name("reconstructions")

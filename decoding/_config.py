@@ -307,6 +307,8 @@ class TrainConfig:
         Random horizontal/vertical flips and transposes of each pair.
     schedule
         ``"cosine"`` decay of the learning rate over all steps, or ``"constant"``.
+    warmup_steps
+        Linear warm-up of the learning rate over the first steps (0: none).
     seed
         Seed of the initial weights and of every epoch's order, crops and flips.
     checkpoint_every
@@ -326,6 +328,7 @@ class TrainConfig:
     patch_size: int = 64
     flips: bool = True
     schedule: str = "cosine"
+    warmup_steps: int = 0
     seed: int = 0
     checkpoint_every: int = 1
 
@@ -337,6 +340,7 @@ class TrainConfig:
         _positive("patch_size", self.patch_size, integer=True, allow_zero=True)
         if not isinstance(self.flips, bool):
             raise TypeError(f"flips must be a bool, got {self.flips!r}")
+        _positive("warmup_steps", self.warmup_steps, integer=True, allow_zero=True)
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -450,23 +454,38 @@ def _scaled_mosaics(factor: float) -> tuple[MosaicConfig, ...]:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's geometry (5398 cells, 128 x 128 crops) at a size a workstation trains in tens of minutes.
-    "paper": {},
-    # The analyses demo: 64 x 64 crops and a retina with the same densities (1393 cells), a narrow enhancer and
-    # a short training; about 2-3 minutes on 2 CPU cores.
+    # The paper's retina (5398 cells, 128 x 128 crops) and its autoencoder (64-128-256-256, no skips) trained on
+    # whole crops: a GPU-scale run.
+    "paper": {
+        "data": DataConfig(n_decoder=16000, n_enhancer=20000, n_test=500),
+        "decoder": DecoderConfig(alpha=0.3),
+        "enhancer": EnhancerConfig(),
+        "train": TrainConfig(epochs=30, batch_size=32, patch_size=0, lr=1e-3),
+    },
+    # The benchmark on 2 CPU cores: the paper's retina and crops, a narrow autoencoder with U-Net skips (ours)
+    # trained on 64 x 64 patches.
+    "bench": {
+        "data": DataConfig(n_decoder=8000, n_enhancer=8000, n_test=500),
+        "decoder": DecoderConfig(alpha=0.3),
+        "enhancer": EnhancerConfig(width=0.5, skips=True),
+        "train": TrainConfig(epochs=4, batch_size=16, patch_size=64, lr=2e-3, warmup_steps=100),
+    },
+    # The analyses demo: 64 x 64 crops and a retina with the same cell densities (1393 cells), the narrow
+    # autoencoder with skips and a short training; about 2-3 minutes on 2 idle CPU cores.
     "demo": {
         "data": DataConfig(photo_size=128, n_decoder=6000, n_enhancer=2000, n_test=300),
         "retina": RetinaConfig(image_size=64, mosaics=_scaled_mosaics(0.5)),
-        "enhancer": EnhancerConfig(width=0.25),
-        "train": TrainConfig(epochs=4, batch_size=16, patch_size=32, lr=2e-3),
+        "decoder": DecoderConfig(alpha=0.3),
+        "enhancer": EnhancerConfig(width=0.25, skips=True),
+        "train": TrainConfig(epochs=3, batch_size=16, patch_size=32, lr=2e-3, warmup_steps=50),
     },
     # Unit tests: seconds.
     "tiny": {
         "data": DataConfig(photo_size=64, n_decoder=400, n_enhancer=64, n_test=24, n_test_sources=3),
         "retina": RetinaConfig(image_size=32, mosaics=_scaled_mosaics(0.25)),
-        "decoder": DecoderConfig(alpha=0.1, pointwise_samples=20_000),
-        "enhancer": EnhancerConfig(width=0.125, channels=(64, 128), kernels=(5, 3), strides=(2, 2)),
-        "train": TrainConfig(epochs=2, batch_size=8, patch_size=16),
+        "decoder": DecoderConfig(alpha=0.3, pointwise_samples=20_000),
+        "enhancer": EnhancerConfig(width=0.125, channels=(64, 128), kernels=(5, 3), strides=(2, 2), skips=True),
+        "train": TrainConfig(epochs=2, batch_size=8, patch_size=16, warmup_steps=2),
         "n_examples": 3,
     },
 }
@@ -478,7 +497,8 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     Parameters
     ----------
     preset
-        ``"paper"`` (5398 cells on 128 x 128 crops, the benchmark), ``"demo"`` (64 x 64, about 2-3 minutes on
+        ``"paper"`` (the paper's retina and autoencoder, GPU-scale training), ``"bench"`` (the paper's retina,
+        a narrow autoencoder with skips; the CPU benchmark), ``"demo"`` (64 x 64 crops, about 2-3 minutes on
         2 CPU cores) or ``"tiny"`` (seconds; tests).
     **overrides
         Fields of :class:`StudyConfig`: a component config replaces the preset's, a dict updates only the
@@ -498,8 +518,10 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     >>> import decoding
     >>> decoding.default_config("demo").retina.image_size
     64
-    >>> decoding.default_config("paper", train={"epochs": 3}).train.epochs
+    >>> decoding.default_config("bench", train={"epochs": 3}).train.epochs
     3
+    >>> decoding.default_config("paper").enhancer.scaled_channels
+    (64, 128, 256, 256)
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")

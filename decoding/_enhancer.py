@@ -181,9 +181,10 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
 
 
 def _lr(cfg: TrainConfig, step: int, total: int) -> float:
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "constant":
-        return cfg.lr
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        return cfg.lr * warm
+    return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def _comparable(cfg: TrainConfig) -> dict[str, Any]:
@@ -199,7 +200,8 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     """Train an enhancer to map reconstructions to images (MSE, Adam), with checkpoints and exact resume.
 
     Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
-    ``(config.seed, epoch)``; the learning rate follows a cosine (or constant) schedule of the global step.
+    ``(config.seed, epoch)``; the learning rate follows a linear warm-up and a cosine (or constant) schedule of the
+    global step.
     Checkpoints hold weights, optimizer state, both configs, the loss history and provenance (git commit),
     written atomically. Resuming from a checkpoint therefore continues exactly as the uninterrupted run would
     (same device and thread count).
