@@ -303,6 +303,21 @@ def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c
     return np.asarray(pred).reshape(len(x_test), -1)
 
 
+def _row_space(x: np.ndarray) -> np.ndarray:
+    """``x`` expressed in an orthonormal basis of its row space: ``(n, rank)`` instead of ``(n, n_features)``.
+
+    Exact for the regressions used here: PLS without feature scaling and ridge depend on the features only through
+    inner products of stimulus rows (and of training means, which lie in the row space), so predictions for any
+    train/test split are unchanged, while layers with many more features than stimuli cost ``rank`` columns.
+    """
+    n, n_features = x.shape
+    if n_features <= n:
+        return x
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(x.shape) * np.finfo(np.float64).eps)) if s.size and s[0] > 0 else 1
+    return u[:, :rank] * s[:rank]
+
+
 def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataArray,
                         config: PredictivityConfig | None = None) -> xr.Dataset:
     """How well model features predict each neuroid, in Brain-Score's convention for FreemanZiemba2013.
@@ -375,6 +390,7 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     x = np.asarray(x_asm.values, dtype=np.float64)[[pos[s] for s in y_ids]]
     y = np.asarray(y_asm.values, dtype=np.float64)
     n, n_features = x.shape
+    x = _row_space(x)
     labels = None
     if c.stratify is not None and c.stratify in y_asm.coords and y_asm[c.stratify].dims == ("presentation",):
         labels = np.asarray(y_asm[c.stratify].values).astype(str)

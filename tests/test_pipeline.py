@@ -131,3 +131,29 @@ def test_cli_rejects_bad_config_with_exit_code(tmp_path, capsys):
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_predictivity_of_wide_features_equals_that_of_their_row_space():
+    """Layers with more features than stimuli are reduced to their row space before regression: exact for PLS
+    (no scaling) and ridge, checked against the same population given directly in a narrow basis."""
+    rng = np.random.default_rng(0)
+    n_stim, n_rep, k = 24, 4, 6
+    stim = [f"s{i}" for i in range(n_stim)]
+    kind = np.array(["texture", "noise"] * (n_stim // 2))
+    narrow = rng.normal(size=(n_stim, k))
+    basis = np.linalg.qr(rng.normal(size=(300, k)))[0].T  # k orthonormal rows in 300 dims
+    wide = narrow @ basis
+    rates = np.exp(narrow[:, :3] @ rng.normal(size=(3, 5)) * 0.3 + 2)
+    counts = rng.poisson(np.repeat(rates, n_rep, axis=0)).astype(float)
+    neural = data.assembly(counts, stimulus_id=np.repeat(stim, n_rep), neuroid_id=[f"n{i}" for i in range(5)],
+                           repetition=("presentation", np.tile(np.arange(n_rep), n_stim)),
+                           texture_type=("presentation", np.repeat(kind, n_rep)),
+                           region=("neuroid", ["V1"] * 5))
+    cfg = analyses.PredictivityConfig(n_components=4, n_splits=3, train_size=0.75, ceiling_splits=2)
+    results = {}
+    for name, feats in (("narrow", narrow), ("wide", wide)):
+        model = data.assembly(feats, stimulus_id=stim, neuroid_id=[f"f{i}" for i in range(feats.shape[1])],
+                              texture_type=("presentation", kind))
+        results[name] = analyses.neural_predictivity(model, neural, cfg)
+    np.testing.assert_allclose(results["wide"]["r"].values, results["narrow"]["r"].values, atol=1e-8)
+    assert results["wide"].attrs["n_features"] == 300
