@@ -167,6 +167,14 @@ def _default_decoding() -> decoding.StudyConfig:
     return decoding.default_config("demo")
 
 
+def _default_backend() -> lcl.BackEndConfig:
+    return lcl.demo_recognition_config()[0]
+
+
+def _default_recognition() -> lcl.RecognitionConfig:
+    return lcl.demo_recognition_config()[1]
+
+
 def _default_predictivity() -> PredictivityConfig:
     # The demo has 36 stimuli: Brain-Score's PLS-25 with 90 % training would nearly interpolate its 32 training
     # stimuli and test on 4; 10 components and 80 % training are the embedded default (Brain-Score's values
@@ -202,6 +210,11 @@ class PipelineConfig:
         ``"tiny"`` in ``[decoding]`` starts from another preset).
     run_decoding
         Run the decoding study.
+    run_v2net
+        Train LCL-V2Net (the frozen ``lcl`` front end + a ResNet-style back end) and its baselines for recognition
+        and evaluate them under corruptions (off in the embedded default: several minutes on a CPU).
+    backend, recognition
+        LCL-V2Net back end and task (default :func:`lcl.demo_recognition_config`).
     jobs
         Executor settings.
 
@@ -223,6 +236,9 @@ class PipelineConfig:
     geometry: GeometryConfig = dataclasses.field(default_factory=GeometryConfig)
     decoding: decoding.StudyConfig = dataclasses.field(default_factory=_default_decoding)
     run_decoding: bool = True
+    run_v2net: bool = False
+    backend: lcl.BackEndConfig = dataclasses.field(default_factory=_default_backend)
+    recognition: lcl.RecognitionConfig = dataclasses.field(default_factory=_default_recognition)
     jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
 
 
@@ -340,6 +356,8 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     if not config.models:
         raise ValueError("models is empty: name at least one of " + str(list(MODELS)))
+    if config.run_v2net and "lcl" not in config.models:
+        raise ValueError("run_v2net needs the 'lcl' model (its frozen front end); add it to models")
     if len(set(config.models)) != len(config.models):
         raise ValueError(f"models lists a model twice: {list(config.models)}")
     bad_stages = [s for s in config.stages if s not in STAGES]
@@ -511,6 +529,21 @@ def step_neural(config: PipelineConfig, out: str, stimuli_path: str) -> str:
     return str(path)
 
 
+def step_v2net(config: PipelineConfig, out: str) -> str:
+    """Job: LCL-V2Net and its baselines under corruptions (lcl.corruption_benchmark); returns its results file.
+
+    Examples
+    --------
+    >>> import analyses._pipeline as p  # run through analyses.run  # doctest: +SKIP
+    """
+    _threads(config.jobs.threads_per_job)
+    folder = Path(out) / "v2net"
+    results = folder / "corruptions.nc"
+    if not results.is_file():
+        lcl.corruption_benchmark(_load_model(Path(out) / "models" / "lcl"), config.backend, config.recognition, folder)
+    return str(results)
+
+
 def _subsample(assembly: xr.DataArray, max_features: int, seed: int) -> xr.DataArray:
     n = assembly.sizes["neuroid"]
     if n <= max_features:
@@ -676,6 +709,8 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
     timings["phase2_neural"] = time.perf_counter() - t
     phase3 = [JobStep(step_analyze, (config, o, name, stimuli_path, neural_path), name=f"analyze {name}")
               for name in (*config.models, PIXELS, "neural")]
+    if config.run_v2net:
+        phase3.append(JobStep(step_v2net, (config, o), name="v2net"))
     t = time.perf_counter()
     _run_steps(phase3, config, out, "phase3")
     timings["phase3_analyses"] = time.perf_counter() - t
@@ -795,6 +830,8 @@ def plot(results_dir: str | os.PathLike) -> list[Path]:
             written += lcl.plot_filters(lcl.load_model(folder), figs / f"filters_{folder.name}",
                                         title=f"stage-1 filters: {folder.name}")
     written += _plot_training(out / "models", figs / "training_loss")
+    if (out / "v2net" / "corruptions.nc").is_file():
+        written += lcl.plot_corruptions(out / "v2net" / "corruptions.nc", figs / "v2net_corruptions")
     if (out / "decoding" / "results.nc").is_file():
         written += decoding.plot_reconstructions(out / "decoding" / "results.nc", figs / "decoding_reconstructions")
     return written
