@@ -8,7 +8,7 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
 from ._brainscore import from_brainscore, read_brainscore_stimuli, to_brainscore, write_brainscore_stimuli
 from ._config import config_from_dict, load_toml
-from ._images import image_folder, natural_images, read_image, sample_patches, texture_images
+from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
 from ._record import record, stimuli_to_tensor
 
@@ -28,6 +28,7 @@ __all__ = [
     "config_from_dict",
     "load_toml",
     # images
+    "IMAGE_EXTENSIONS",
     "natural_images",
     "texture_images",
     "image_folder",

@@ -17,7 +17,7 @@ from ._model import ModelConfig, StageConfig, V1V2
 __all__ = ["OptimConfig", "DataConfig", "TrainConfig", "LCLConfig", "validate_config", "load_config",
            "demo_config", "ablation_configs", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif", ".webp")
+IMAGE_EXTENSIONS = data.IMAGE_EXTENSIONS  # the one list of readable image suffixes
 _MODES = ("layerwise", "end_to_end")
 _SOURCES = ("natural", "folder")
 
