@@ -142,6 +142,17 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     }
 
 
+def _examples(sources: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to ``n`` test images taken in turn from each source photograph (sorted by name)."""
+    queues = [list(np.flatnonzero(sources == name)) for name in sorted(set(sources.tolist()))]
+    picked: list[int] = []
+    while len(picked) < min(n, len(sources)):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(int(q.pop(0)))
+    return np.array(picked)
+
+
 def evaluate(reference: Any, reconstructions: dict[str, Any], *, data_range: float = 1.0,
              stimulus_id: Any = None) -> xr.Dataset:
     """MSE, PSNR and SSIM of each method's reconstructions, per image.
@@ -204,7 +215,7 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         If given: the enhancer checkpoint (``enhancer.pt``) and the results (``results.nc``) are written there.
     resume
         Continue the enhancer's training from ``out_dir/enhancer.pt`` (everything before it is deterministic and
-        recomputed).
+        recomputed). Without it, an existing checkpoint there is overwritten.
     device
         Torch device for the retina, the decoder and the enhancer.
     progress
@@ -271,8 +282,7 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     test = sets["test"]
     scores = evaluate(test, recon)
     t = tick("evaluate", t)
-    n_ex = min(config.n_examples, test.sizes["stimulus_id"])
-    ex = np.unique(np.linspace(0, test.sizes["stimulus_id"] - 1, n_ex).round().astype(int))
+    ex = _examples(test["source"].values.astype(str), config.n_examples)
     results = scores.assign_coords(source_image=("stimulus_id", test["source"].values.astype(str)))
     results["original"] = (("example", "y", "x"), test["image"].values[ex])
     results["reconstruction"] = (("decoder", "example", "y", "x"), np.stack([recon[m][ex] for m in METHODS]))

@@ -528,6 +528,7 @@ def test_run_study_results(tiny_study):
     assert res.sizes["stimulus_id"] == 24 and res.reconstruction.shape == (3, 3, 32, 32)
     test_sources = set(json.loads(res.attrs["test_sources"]))
     assert set(res.source_image.values) <= test_sources
+    assert set(res.example_source.values) == test_sources  # one example per held-out photograph
     assert not test_sources & set(json.loads(res.attrs["train_sources"]))
     assert np.isfinite(res.psnr.values).all()
     # The point-wise baseline is fitted by least squares on similar data: it does not lose to the linear decoder.
