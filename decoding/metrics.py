@@ -1,7 +1,8 @@
 """Image-quality metrics, pure functions: MSE, PSNR and SSIM, per image.
 
 Every function takes a reference and a reconstruction of the same shape, either one image ``(y, x)`` (returns a
-float) or a batch ``(n, y, x)`` (returns an array of ``n`` values, one per image; average them yourself).
+float) or a batch ``(n, y, x)`` (returns an array of ``n`` values, one per image; average them yourself). A
+stimulus set (``xarray.Dataset`` with an ``image`` variable) stands for its images.
 ``data_range`` is the range of the *reference* images' domain (1.0 for images in [0, 1]), never inferred from the
 reconstruction, which may overshoot.
 """
@@ -11,13 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 __all__ = ["mse", "psnr", "ssim"]
 
 
+def _as_array(images: Any) -> np.ndarray:
+    if isinstance(images, xr.Dataset):
+        if "image" not in images:
+            raise ValueError(f"a Dataset passed as images needs an 'image' variable, it has {list(images.data_vars)}")
+        images = images["image"]
+    return np.asarray(images, dtype=np.float64)
+
+
 def _pair(reference: Any, reconstruction: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    a = np.asarray(reference, dtype=np.float64)
-    b = np.asarray(reconstruction, dtype=np.float64)
+    a = _as_array(reference)
+    b = _as_array(reconstruction)
     if a.shape != b.shape:
         raise ValueError(f"reference {a.shape} and reconstruction {b.shape} differ in shape")
     if a.ndim not in (2, 3):
