@@ -277,6 +277,17 @@ def test_metrics_bad_data_range():
         decoding.ssim(np.zeros((8, 8)), np.zeros((8, 8)), data_range=-1.0)
 
 
+def test_metrics_accept_stimulus_sets():
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 16, 16))
+    y = np.clip(x + 0.05 * rng.normal(size=x.shape), 0, 1)
+    stim = data.stimulus_set(x, stimulus_id=["a", "b"])
+    for fn in (decoding.mse, decoding.psnr, decoding.ssim):
+        np.testing.assert_array_equal(fn(stim, y), fn(x, y))
+    with pytest.raises(ValueError, match="'image' variable"):
+        decoding.mse(stim.rename(image="pixels"), y)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Acceptance 5: bad input.
 
