@@ -8,6 +8,7 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
 from ._brainscore import from_brainscore, read_brainscore_stimuli, to_brainscore, write_brainscore_stimuli
 from ._config import config_from_dict, load_toml
+from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
 from ._record import record, stimuli_to_tensor
@@ -37,6 +38,12 @@ __all__ = [
     # models
     "record",
     "stimuli_to_tensor",
+    # torch.distributed (torchrun) helpers shared by the trainers
+    "init_distributed",
+    "rank_and_world",
+    "process_device",
+    "scaled_lr",
+    "LR_SCALINGS",
     # Brain-Score files
     "from_brainscore",
     "to_brainscore",

@@ -6,6 +6,11 @@ python -m decoding run --preset demo --out out/decoding          # train, evalua
 python -m decoding run --preset paper --config my.toml --out out/paper --resume
 python -m decoding plot out/decoding/results.nc --out out/decoding/reconstructions
 python -m decoding summary out/decoding/results.nc
+torchrun --standalone --nproc_per_node=4 -m decoding run --preset paper --out out/paper --device cuda   # DDP
+
+Under ``torchrun`` every process joins the process group (gloo on CPUs, NCCL with ``--device cuda``), computes
+the deterministic steps itself and trains the enhancer on its slice of each global batch (``train.batch_size x
+processes``); only rank 0 writes files, draws the figure and prints.
 
 A TOML file overrides preset fields per section, e.g.::
 
@@ -36,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m decoding",
                                 description="Decode natural images from simulated retinal spikes.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="simulate, fit the decoders, train the enhancer, evaluate, plot")
+    run = sub.add_parser("run", help="simulate, fit the decoders, train the enhancer, evaluate, plot "
+                                     "(also under torchrun: distributed enhancer training)")
     run.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="base configuration (default demo)")
     run.add_argument("--config", type=Path, help="TOML file overriding preset fields, by section")
     run.add_argument("--out", type=Path, required=True, help="output folder (results.nc, enhancer.pt, figures)")
@@ -60,8 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         config = default_config(args.preset, **overrides)
         if args.threads:
             torch.set_num_threads(args.threads)
-        results = run_study(config, out_dir=args.out, resume=args.resume, device=args.device,
-                            progress=not args.quiet)
+        rank, world = data.init_distributed(args.device)  # under torchrun: join the process group
+        try:
+            results = run_study(config, out_dir=args.out, resume=args.resume, device=args.device,
+                                progress=not args.quiet)
+        finally:
+            if world > 1:
+                torch.distributed.destroy_process_group()
+        if rank != 0:
+            return 0
         figs = plot_reconstructions(results, args.out / "reconstructions")
         print(summary_table(results))
         print(f"test photographs: {', '.join(json.loads(results.attrs['test_sources']))}")

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from data import LR_SCALINGS
+
 __all__ = [
     "MosaicConfig",
     "RetinaConfig",
@@ -296,9 +298,15 @@ class TrainConfig:
     epochs
         Passes over the training pairs.
     batch_size
-        Pairs per step.
+        Pairs per step in each process: under ``torchrun`` the global batch is ``batch_size x processes`` (as in
+        ``lcl``), and N processes compute what one process does with ``batch_size x N``.
     lr
-        Adam learning rate.
+        Adam learning rate (before ``lr_scaling``).
+    lr_scaling
+        How ``lr`` follows the global batch: ``"none"`` (used as given, the default), ``"linear"``
+        (``lr * global / reference_batch``) or ``"sqrt"`` (``lr * sqrt(global / reference_batch)``).
+    reference_batch
+        The global batch at which ``lr`` was tuned (used by ``lr_scaling``).
     weight_decay
         Adam weight decay.
     patch_size
@@ -313,12 +321,22 @@ class TrainConfig:
         Seed of the initial weights and of every epoch's order, crops and flips.
     checkpoint_every
         Write a checkpoint every this many epochs (and always after the last).
+    precision
+        ``"float32"`` or ``"bfloat16"`` (autocast of the forward pass; the loss and the weights stay float32).
+        Meant for GPUs; allowed on a CPU, where it is usually slower unless the CPU has bfloat16 units.
+    compile
+        Run the training forward pass through ``torch.compile`` (needs a C++ compiler on a CPU, Triton on a GPU;
+        the first steps are slow while it compiles).
 
     Examples
     --------
     >>> from decoding import TrainConfig
     >>> TrainConfig(epochs=2).batch_size
     16
+    >>> TrainConfig(precision="float16")
+    Traceback (most recent call last):
+    ...
+    ValueError: precision must be 'float32' or 'bfloat16', got 'float16'
     """
 
     epochs: int = 10
@@ -331,11 +349,22 @@ class TrainConfig:
     warmup_steps: int = 0
     seed: int = 0
     checkpoint_every: int = 1
+    lr_scaling: str = "none"
+    reference_batch: int = 16
+    precision: str = "float32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs, integer=True)
         _positive("batch_size", self.batch_size, integer=True)
         _positive("lr", self.lr)
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ValueError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
+        _positive("reference_batch", self.reference_batch, integer=True)
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {self.precision!r}")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be a bool, got {self.compile!r}")
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         _positive("patch_size", self.patch_size, integer=True, allow_zero=True)
         if not isinstance(self.flips, bool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 import data
 
 from ._config import EnhancerConfig, TrainConfig
+from ._distributed import check_same_everywhere, global_batch_norm
 
 __all__ = ["Enhancer", "train_enhancer", "load_enhancer"]
 
@@ -151,19 +153,26 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
-def _batches(n: int, size: int, patch: int, cfg: TrainConfig, epoch: int):
-    """Per epoch: a permutation, crop corners and D4 transforms, all from one generator seeded by (seed, epoch)."""
+def _batches(n: int, size: int, patch: int, cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1):
+    """Per epoch: a permutation, crop corners and D4 transforms, all from one generator seeded by (seed, epoch),
+    drawn identically in every process and cut into global batches of ``batch_size x world``; yields this
+    process's slice of each (indices, corners, transforms) and the global batch's size. A last, shorter global
+    batch is split as evenly as possible (a process may get nothing)."""
     g = _epoch_generator(cfg.seed, epoch)
     order = torch.randperm(n, generator=g)
     corners = torch.randint(0, size - patch + 1, (n, 2), generator=g)
     d4 = torch.randint(0, 8, (n,), generator=g) if cfg.flips else torch.zeros(n, dtype=torch.long)
-    for s in range(0, n, cfg.batch_size):
-        idx = order[s:s + cfg.batch_size]
-        yield idx, corners[s:s + cfg.batch_size], d4[s:s + cfg.batch_size]
+    step = cfg.batch_size * world
+    for s in range(0, n, step):
+        glob = min(step, n - s)
+        sl = slice(s + rank * glob // world, s + (rank + 1) * glob // world)
+        yield order[sl], corners[sl], d4[sl], glob
 
 
 def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: torch.Tensor, patch: int
          ) -> torch.Tensor:
+    if len(idx) == 0:
+        return images.new_zeros((0, 1, patch, patch))
     ar = torch.arange(patch)
     rows = (corners[:, 0, None] + ar)[:, :, None]
     cols = (corners[:, 1, None] + ar)[:, None, :]
@@ -180,11 +189,12 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
     return torch.stack(res)[:, None]
 
 
-def _lr(cfg: TrainConfig, step: int, total: int) -> float:
+def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
+    lr = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "constant":
-        return cfg.lr * warm
-    return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        return lr * warm
+    return lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def _comparable(cfg: TrainConfig) -> dict[str, Any]:
@@ -202,9 +212,18 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
     ``(config.seed, epoch)``; the learning rate follows a linear warm-up and a cosine (or constant) schedule of the
     global step.
-    Checkpoints hold weights, optimizer state, both configs, the loss history and provenance (git commit),
-    written atomically. Resuming from a checkpoint therefore continues exactly as the uninterrupted run would
-    (same device and thread count).
+    Checkpoints hold weights, optimizer state, both configs, the loss history, the number of processes and
+    provenance (git commit), written atomically. Resuming from a checkpoint therefore continues exactly as the
+    uninterrupted run would (same device and thread count).
+
+    Distributed (a process group is initialised, e.g. by :func:`data.init_distributed` under ``torchrun``): the
+    network is wrapped in ``DistributedDataParallel`` (gloo on CPUs, NCCL on GPUs; plain ``"cuda"`` means GPU
+    ``LOCAL_RANK``). Every process must pass the same ``inputs`` and ``targets`` (checked); each epoch's order
+    is drawn identically in every process and cut into global batches of ``config.batch_size x processes``, of
+    which each process trains on its slice. Batch norm uses the statistics of the global batch and the loss is
+    the mean over the global batch, so N processes compute what one process does with an N-times larger
+    ``batch_size`` (to float rounding). Only rank 0 writes the checkpoint and shows a progress bar; a resumed
+    run must have as many processes as the checkpoint's.
 
     Parameters
     ----------
@@ -220,22 +239,23 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         Path of the checkpoint file (``.pt``), written every ``config.checkpoint_every`` epochs and at the end.
     resume
         Continue from ``checkpoint`` if it exists (its architecture and training settings, except ``epochs``,
-        must match); a finished run is not retrained.
+        and its number of processes must match); a finished run is not retrained.
     device
         Torch device.
     progress
-        Show a progress bar.
+        Show a progress bar (rank 0 only).
 
     Returns
     -------
     dict
         ``{"epoch": [...], "train_loss": [...], "seconds": [...]}``, one entry per completed epoch (including
-        those before a resume).
+        those before a resume); the loss is that of the global batch, the same in every process.
 
     Raises
     ------
     ValueError
-        For mismatched shapes, NaN, images too small for the patch size, or a checkpoint from another setup.
+        For mismatched shapes, NaN, images too small for the patch size, a checkpoint from another setup or
+        another number of processes, or inputs that differ between processes.
 
     Examples
     --------
@@ -270,7 +290,10 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         raise ValueError(f"patch_size {patch} exceeds the image size {size}")
     if patch % model.config.downsampling:
         raise ValueError(f"patch size {patch} must be a multiple of the downsampling {model.config.downsampling}")
-    dev = torch.device(device)
+    rank, world = data.rank_and_world()
+    if world > 1:
+        check_same_everywhere(x, y)
+    dev = data.process_device(device)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
@@ -282,49 +305,71 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
             raise ValueError(f"checkpoint {ckpt_path} has another architecture: {state['enhancer_config']}")
         if _comparable(TrainConfig(**state["train_config"])) != _comparable(config):
             raise ValueError(f"checkpoint {ckpt_path} was trained with other settings: {state['train_config']}")
+        if state.get("world_size", 1) != world:
+            raise ValueError(f"checkpoint {ckpt_path} was written by {state.get('world_size', 1)} processes, this "
+                             f"run has {world}; resume with the same number of processes (the global batch is "
+                             "batch_size x processes)")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history = state["history"]
         start_epoch = int(state["epoch"])
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    steps_per_epoch = math.ceil(len(x) / (config.batch_size * world))
     total = steps_per_epoch * config.epochs
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
     bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="enhancer", unit="step",
-               disable=not progress)
-    try:
+               disable=not progress or rank != 0)
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        if world > 1:
+            stack.enter_context(global_batch_norm(model))
+        net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+        if world > 1:
+            # built after every process has read the checkpoint: the constructor is collective, so rank 0
+            # cannot overwrite the checkpoint before all processes have loaded it
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         for epoch in range(start_epoch, config.epochs):
             t0, losses = time.perf_counter(), []
-            for i, (idx, corners, d4) in enumerate(_batches(len(x), size, patch, config, epoch)):
+            for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world)):
                 for group in opt.param_groups:
-                    group["lr"] = _lr(config, epoch * steps_per_epoch + i, total)
+                    group["lr"] = _lr(config, epoch * steps_per_epoch + i, total, world)
                 xb = _cut(xt, idx, corners, d4, patch).to(dev)
                 yb = _cut(yt, idx, corners, d4, patch).to(dev)
-                loss = torch.nn.functional.mse_loss(model(xb), yb)
+                with autocast:
+                    out = net(xb)
+                sse = ((out.float() - yb) ** 2).sum()
+                # mean over the global batch; DDP averages the processes' gradients, hence the factor world
+                n_global = glob * patch * patch
+                loss = sse * (world / n_global)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                losses.append(float(loss.detach()))
+                total_sse = sse.detach()
+                if world > 1:
+                    torch.distributed.all_reduce(total_sse)
+                losses.append(float(total_sse) / n_global)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4g}")
             history["epoch"].append(epoch + 1)
             history["train_loss"].append(float(np.mean(losses)))
             history["seconds"].append(time.perf_counter() - t0)
             last = epoch + 1 == config.epochs
-            if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
-                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history)
-    finally:
-        bar.close()
+            if ckpt_path is not None and rank == 0 and ((epoch + 1) % config.checkpoint_every == 0 or last):
+                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history, world)
     model.eval()
     return history
 
 
 def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-                     history: dict[str, list[float]]) -> None:
+                     history: dict[str, list[float]], world_size: int = 1) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "epoch": epoch,
         "history": history,
+        "world_size": world_size,
         "enhancer_config": asdict(model.config),
         "train_config": asdict(config),
         "provenance": data.provenance({"enhancer": asdict(model.config), "train": asdict(config)}, config.seed),

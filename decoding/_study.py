@@ -217,9 +217,17 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         Continue the enhancer's training from ``out_dir/enhancer.pt`` (everything before it is deterministic and
         recomputed). Without it, an existing checkpoint there is overwritten.
     device
-        Torch device for the retina, the decoder and the enhancer.
+        Torch device for the retina, the decoder and the enhancer (plain ``"cuda"`` under ``torchrun``: GPU
+        ``LOCAL_RANK``).
     progress
-        Show progress bars.
+        Show progress bars (rank 0 only).
+
+    Distributed (a process group is initialised, e.g. by :func:`data.init_distributed` under ``torchrun``, as
+    ``python -m decoding run`` does): every process computes the cheap deterministic steps itself (crops,
+    spikes, linear and point-wise decoders; :func:`train_enhancer` checks that all processes got identical
+    training pairs), the enhancer trains with ``DistributedDataParallel`` (global batch ``train.batch_size x
+    processes``), and every process evaluates the same trained enhancer and returns the same results; only
+    rank 0 writes ``enhancer.pt`` and ``results.nc``.
 
     Returns
     -------
@@ -227,7 +235,7 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         ``mse``, ``psnr``, ``ssim`` ``(decoder, stimulus_id)`` with ``source_image`` per test image;
         ``original (example, y, x)`` and ``reconstruction (decoder, example, y, x)`` for ``n_examples`` test
         images; ``train_loss (epoch)``; attributes: provenance, ``config`` (JSON), train/test photographs,
-        ``mean_count``, ``seconds`` (JSON wall-clock timings per step), ``cpu_seconds`` (CPU time of this
+        ``mean_count``, ``world_size`` (processes), ``seconds`` (JSON wall-clock timings per step), ``cpu_seconds`` (CPU time of this
         process per step, summed over threads: comparable across machine loads) and ``summary`` (JSON mean
         metrics per method).
 
@@ -243,6 +251,9 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ValueError("resume needs out_dir (where the checkpoint is)")
+    rank, world = data.rank_and_world()
+    device = data.process_device(device)
+    progress = progress and rank == 0
     timings: dict[str, float] = {}
     cpu_timings: dict[str, float] = {}
     cpu = [time.process_time()]
@@ -301,12 +312,13 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         "mean_count": float(counts["test"].mean()),
         "linear_lambda": float(dec.lambda_),
         "device": str(device),
+        "world_size": world,
         "torch_threads": torch.get_num_threads(),
         "seconds": json.dumps(timings),
         "cpu_seconds": json.dumps(cpu_timings),
         "summary": json.dumps(summary),
     })
-    if out is not None:
+    if out is not None and rank == 0:
         data.save(results, out / "results.nc", config=config, seed=config.data.seed)
     return results
 

@@ -78,7 +78,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if not _is_num(self.lr) or self.lr <= 0:
             raise ValueError(f"OptimConfig.lr must be a positive number, got {self.lr!r}")
-        if self.lr_scaling not in ("none", "linear", "sqrt"):
+        if self.lr_scaling not in data.LR_SCALINGS:
             raise ValueError(f"OptimConfig.lr_scaling must be 'none', 'linear' or 'sqrt', got {self.lr_scaling!r}")
         if not _is_int(self.reference_batch) or self.reference_batch < 1:
             raise ValueError(f"OptimConfig.reference_batch must be a positive integer, got {self.reference_batch!r}")
@@ -102,8 +102,7 @@ class OptimConfig:
         >>> lcl.OptimConfig(lr=1e-3, lr_scaling="linear", reference_batch=128).scaled_lr(512)
         0.004
         """
-        ratio = global_batch / self.reference_batch
-        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
+        return data.scaled_lr(self.lr, global_batch, self.lr_scaling, self.reference_batch)
 
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of ``lr`` at ``step`` (0-based) of a stage of ``total`` steps."""

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 
 import data
+from data import init_distributed  # re-exported as lcl.init_distributed
 
 from . import losses
 from ._config import LCLConfig, validate_config
@@ -80,40 +81,6 @@ def _runtime_free(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def init_distributed(device: str = "cpu") -> tuple[int, int]:
-    """Join the process group that ``torchrun`` describes in the environment; return (rank, world size).
-
-    Does nothing (returns ``(0, 1)``) outside ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) and returns
-    the existing group's values when one is already initialised. Uses NCCL for CUDA devices (and pins each process
-    to GPU ``LOCAL_RANK``), gloo otherwise.
-
-    Examples
-    --------
-    >>> import lcl
-    >>> lcl.init_distributed("cpu")  # not under torchrun
-    (0, 1)
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not torch.distributed.is_available():
-        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) of an initialised torch.distributed process group, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 class Trainer:
     """Trains a :class:`lcl.V1V2` with layerwise complexity-matched deformations (or an ablation).
 
@@ -153,9 +120,9 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if resume and self.out_dir is None:
             raise ValueError("resume=True needs the out_dir that holds the checkpoint")
-        self.rank, self.world_size = _distributed()
+        self.rank, self.world_size = data.rank_and_world()
         tc = config.train
-        self.device = self._device(tc.device)
+        self.device = data.process_device(tc.device)  # plain "cuda" under torchrun: GPU LOCAL_RANK
         self.phases = _phases(config)
         self.loss_fn = losses.get(tc.loss)
         self.loss_options = dict(tc.loss_options)
@@ -188,11 +155,6 @@ class Trainer:
             self._restore(state)
 
     # ----------------------------------------------------------------------------------------------- set-up
-    def _device(self, name: str) -> torch.device:
-        if name.startswith("cuda") and self.world_size > 1 and name == "cuda":
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device(name)
-
     def _load_images(self) -> None:
         d = self.config.data
         if d.streaming:

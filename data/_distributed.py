@@ -1,0 +1,134 @@
+"""torch.distributed helpers shared by the trainers (``lcl``, ``decoding``): join the ``torchrun`` process group,
+this process's rank and device, and the learning-rate scaling rule for a global batch."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+__all__ = ["init_distributed", "rank_and_world", "process_device", "scaled_lr", "LR_SCALINGS"]
+
+#: Learning-rate scaling rules of :func:`scaled_lr`.
+LR_SCALINGS = ("none", "linear", "sqrt")
+
+
+def init_distributed(device: str = "cpu") -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment; return (rank, world size).
+
+    Does nothing (returns ``(0, 1)``) outside ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) and returns
+    the existing group's values when one is already initialised. Uses NCCL for CUDA devices (and pins each process
+    to GPU ``LOCAL_RANK``), gloo otherwise.
+
+    Parameters
+    ----------
+    device
+        The device the trainer will use (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...): picks the backend.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, world_size)``.
+
+    Examples
+    --------
+    >>> import data
+    >>> data.init_distributed("cpu")  # not under torchrun
+    (0, 1)
+    """
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not torch.distributed.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised torch.distributed process group, else ``(0, 1)``.
+
+    Examples
+    --------
+    >>> import data
+    >>> data.rank_and_world()  # no process group
+    (0, 1)
+    """
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def process_device(device: Any) -> Any:
+    """The ``torch.device`` this process trains on: plain ``"cuda"`` in a distributed run means GPU ``LOCAL_RANK``.
+
+    Parameters
+    ----------
+    device
+        A device name or ``torch.device``; anything but plain ``"cuda"`` under ``torchrun`` is kept as it is.
+
+    Returns
+    -------
+    torch.device
+
+    Examples
+    --------
+    >>> import data
+    >>> data.process_device("cpu")
+    device(type='cpu')
+    """
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and rank_and_world()[1] > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
+
+def scaled_lr(lr: float, global_batch: int, rule: str = "none", reference_batch: int = 256) -> float:
+    """Peak learning rate for ``global_batch`` samples per step under a scaling rule.
+
+    Parameters
+    ----------
+    lr
+        The learning rate as configured.
+    global_batch
+        Samples per optimisation step over all processes.
+    rule
+        ``"none"`` (``lr`` as given), ``"linear"`` (``lr * global_batch / reference_batch``) or ``"sqrt"``
+        (``lr * sqrt(global_batch / reference_batch)``, often better for Adam-type optimisers).
+    reference_batch
+        The global batch at which ``lr`` was tuned.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        For an unknown rule or non-positive batches.
+
+    Examples
+    --------
+    >>> import data
+    >>> data.scaled_lr(1e-3, 512, "linear", reference_batch=128)
+    0.004
+    >>> data.scaled_lr(1e-3, 256, "sqrt", reference_batch=64)
+    0.002
+    """
+    if rule not in LR_SCALINGS:
+        raise ValueError(f"learning-rate scaling must be one of {LR_SCALINGS}, got {rule!r}")
+    if global_batch < 1 or reference_batch < 1:
+        raise ValueError(f"global_batch and reference_batch must be positive, got {global_batch}, {reference_batch}")
+    ratio = global_batch / reference_batch
+    return lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
