@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,3 +223,60 @@ def test_bf16_and_compile_on_gpu(tmp_path):
                                  "compile": True, "progress": False})
     model = lcl.train(cfg, tmp_path)
     assert torch.isfinite(model.stage2.conv.weight).all()
+
+
+# ------------------------------------------------------------------------------------ bf16 and compile on a CPU
+# validate_config refuses precision="bfloat16" and compile=true with device="cpu" (GPU options, see above); the
+# trainer's code paths themselves are checked on a CPU here by swapping the config after construction.
+def _cpu_trainer(stage: int) -> tuple[lcl.Trainer, lcl.LCLConfig, torch.Tensor]:
+    cfg = lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
+                          train={"steps": (2, 2), "batch_size": 16, "patch_size": 48, "progress": False})
+    trainer = lcl.Trainer(cfg)
+    trainer.phase_index = stage - 1
+    trainer._start_phase()
+    return trainer, cfg, trainer.make_views(trainer.sample_patches(16))
+
+
+def _loss_with(trainer: lcl.Trainer, config: lcl.LCLConfig, views: torch.Tensor) -> torch.Tensor:
+    trainer.config = config
+    trainer._start_phase()  # re-wraps the phase's forward (torch.compile) and rebuilds the optimizer
+    return trainer.compute_loss(views)
+
+
+def test_bf16_autocast_on_cpu_stage1_loss_close_to_float32():
+    trainer, cfg, views = _cpu_trainer(1)
+    ref = _loss_with(trainer, cfg, views).item()
+    low = _loss_with(trainer, cfg.replace(train={"precision": "bfloat16"}), views).item()
+    # bfloat16 rounds the convolutions' inputs to 8 significant bits (0.4 %); the loss lies in [-1, 1 + lambda] and
+    # is a difference of two terms, so the tolerance is absolute: 0.02 (measured: at most 0.006 over 6 batches).
+    assert abs(low - ref) < 0.02, (low, ref)
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation: the pooled stage-2 features of an untrained model vary "
+                   "across patches by about 0.1 % of their mean, below bfloat16's 0.4 % resolution, so the centred "
+                   "LCL loss sees rounding noise (off by 0.1-0.5 on a CPU, and the same arithmetic on a GPU)")
+def test_bf16_autocast_on_cpu_stage2_loss_close_to_float32():
+    trainer, cfg, views = _cpu_trainer(2)
+    ref = _loss_with(trainer, cfg, views).item()
+    low = _loss_with(trainer, cfg.replace(train={"precision": "bfloat16"}), views).item()
+    assert abs(low - ref) < 0.02, (low, ref)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler (g++ or clang++)")
+def test_compile_on_cpu_matches_eager():
+    for stage in (1, 2):
+        trainer, cfg, views = _cpu_trainer(stage)
+        results = []
+        for config in (cfg, cfg.replace(train={"compile": True})):
+            loss = _loss_with(trainer, config, views)
+            loss.backward()
+            params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+            results.append((loss.item(), [p.grad.clone() for p in params]))
+            trainer.model.zero_grad(set_to_none=True)
+        (eager, g_eager), (compiled, g_compiled) = results
+        # inductor fuses and reorders float32 arithmetic: equal to float32 rounding (measured: 1e-7 relative)
+        assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6), stage
+        for a, b in zip(g_eager, g_compiled):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * a.abs().max().item())
