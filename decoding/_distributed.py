@@ -30,6 +30,11 @@ class _AllReduceSum(torch.autograd.Function):
         return grad
 
 
+@torch.compiler.disable  # a graph break under torch.compile: the collective runs eagerly
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(x)
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """``BatchNorm2d`` whose training statistics are those of the batch over all processes.
 
@@ -60,11 +65,11 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         xf = x.float()
         c = x.shape[1]
         local = torch.cat([xf.sum((0, 2, 3)), xf.new_full((1,), x.numel() // c)])
-        total = _AllReduceSum.apply(local)
+        total = _all_reduce_sum(local)
         count = total[-1].detach()
         mean = total[:c] / count
         centred = xf - mean[None, :, None, None]
-        var = _AllReduceSum.apply((centred * centred).sum((0, 2, 3))) / count
+        var = _all_reduce_sum((centred * centred).sum((0, 2, 3))) / count
         with torch.no_grad():
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
@@ -93,7 +98,8 @@ def global_batch_norm(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def check_same_everywhere(*arrays: np.ndarray) -> None:
-    """Raise ``ValueError`` unless every process holds byte-identical ``arrays`` (compared by SHA-1 digest)."""
+    """Raise ``ValueError`` unless every process holds byte-identical ``arrays`` (the training pairs and the epoch
+    to start from; compared by SHA-1 digest)."""
     digest = hashlib.sha1()
     for a in arrays:
         digest.update(str((a.shape, a.dtype)).encode())
@@ -101,5 +107,6 @@ def check_same_everywhere(*arrays: np.ndarray) -> None:
     digests: list[Any] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(digests, digest.hexdigest())
     if len(set(digests)) > 1:
-        raise ValueError("the training pairs differ between processes; every process must pass the same inputs and "
-                         "targets (each takes its slice of every global batch)")
+        raise ValueError("the training pairs or the epoch to resume from differ between processes; every process "
+                         "must pass the same inputs and targets (each takes its slice of every global batch) and "
+                         "see the same checkpoint (a shared filesystem)")

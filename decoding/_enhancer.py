@@ -218,12 +218,12 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
 
     Distributed (a process group is initialised, e.g. by :func:`data.init_distributed` under ``torchrun``): the
     network is wrapped in ``DistributedDataParallel`` (gloo on CPUs, NCCL on GPUs; plain ``"cuda"`` means GPU
-    ``LOCAL_RANK``). Every process must pass the same ``inputs`` and ``targets`` (checked); each epoch's order
-    is drawn identically in every process and cut into global batches of ``config.batch_size x processes``, of
-    which each process trains on its slice. Batch norm uses the statistics of the global batch and the loss is
-    the mean over the global batch, so N processes compute what one process does with an N-times larger
-    ``batch_size`` (to float rounding). Only rank 0 writes the checkpoint and shows a progress bar; a resumed
-    run must have as many processes as the checkpoint's.
+    ``LOCAL_RANK``). Every process must pass the same ``inputs`` and ``targets`` and see the same checkpoint
+    (both checked); each epoch's order is drawn identically in every process and cut into global batches of
+    ``config.batch_size x processes``, of which each process trains on its slice. Batch norm uses the statistics
+    of the global batch and the loss is the mean over the global batch, so N processes compute what one process
+    does with an N-times larger ``batch_size`` (to float rounding). Only rank 0 writes the checkpoint and shows a
+    progress bar; a resumed run must have as many processes as the checkpoint's.
 
     Parameters
     ----------
@@ -291,8 +291,6 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     if patch % model.config.downsampling:
         raise ValueError(f"patch size {patch} must be a multiple of the downsampling {model.config.downsampling}")
     rank, world = data.rank_and_world()
-    if world > 1:
-        check_same_everywhere(x, y)
     dev = data.process_device(device)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -313,6 +311,8 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         opt.load_state_dict(state["optimizer"])
         history = state["history"]
         start_epoch = int(state["epoch"])
+    if world > 1:
+        check_same_everywhere(x, y, np.asarray(start_epoch))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     steps_per_epoch = math.ceil(len(x) / (config.batch_size * world))
     total = steps_per_epoch * config.epochs

@@ -235,9 +235,9 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         ``mse``, ``psnr``, ``ssim`` ``(decoder, stimulus_id)`` with ``source_image`` per test image;
         ``original (example, y, x)`` and ``reconstruction (decoder, example, y, x)`` for ``n_examples`` test
         images; ``train_loss (epoch)``; attributes: provenance, ``config`` (JSON), train/test photographs,
-        ``mean_count``, ``world_size`` (processes), ``seconds`` (JSON wall-clock timings per step), ``cpu_seconds`` (CPU time of this
-        process per step, summed over threads: comparable across machine loads) and ``summary`` (JSON mean
-        metrics per method).
+        ``mean_count``, ``world_size`` (processes), ``seconds`` (JSON wall-clock timings per step),
+        ``cpu_seconds`` (CPU time of this process per step, summed over threads: comparable across machine loads)
+        and ``summary`` (JSON mean metrics per method).
 
     Examples
     --------

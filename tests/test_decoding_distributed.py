@@ -37,6 +37,16 @@ checkpoint_every = 1
 """
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """In-process training on one thread: on a loaded 2-core machine two OpenMP threads spin-wait for each other
+    (ten times slower here); the subprocesses get OMP_NUM_THREADS=1."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _config(path: Path, batch: int, epochs: int = EPOCHS) -> Path:
     path.write_text(TOML.format(batch=batch, epochs=epochs))
     return path
