@@ -1,4 +1,5 @@
-"""The shared abstraction: assemblies, stimulus sets, image sources, file IO and model recordings.
+"""The shared abstraction: assemblies, stimulus sets, image sources, file IO and model recordings (and the few
+``torch.distributed`` helpers that the ``lcl`` and ``decoding`` trainers share).
 
 An *assembly* is a plain ``xarray.DataArray`` with dims ``(presentation, neuroid[, time_bin])``; a *stimulus set*
 is a plain ``xarray.Dataset`` with an ``image`` variable. Model activations and neural recordings are the same kind
