@@ -195,11 +195,13 @@ def test_qp_path_matches_fast_path_at_positive_margin():
         np.testing.assert_allclose(fast[v].values, qp[v].values, rtol=1e-5, err_msg=v)
 
 
+@pytest.mark.parametrize("warm_start", ["greedy", "fista"])
 @pytest.mark.parametrize("pdas_iter", [0, 10])
 @pytest.mark.parametrize("kappa", [0.0, 0.4])
 @pytest.mark.parametrize("factored", [False, True])
-def test_batched_nnls_kkt_and_agreement(kappa, factored, pdas_iter):
-    # pdas_iter=0: Lawson-Hanson alone from the warm start; 10: primal-dual active-set rounds first.
+def test_batched_nnls_kkt_and_agreement(kappa, factored, pdas_iter, warm_start):
+    # pdas_iter=0: Lawson-Hanson alone from the warm start; 10: primal-dual active-set rounds first. Warm starts:
+    # best single point (certified where the anchor is one point) or FISTA (the default "auto" picks one).
     rng = np.random.default_rng(7)
     P, d, m, n = 4, (5 if factored else 31), 30, 50
     S = rng.standard_normal((P, d, m)) * rng.uniform(0.2, 2.0, size=(P, 1, 1))
@@ -208,7 +210,8 @@ def test_batched_nnls_kkt_and_agreement(kappa, factored, pdas_iter):
     T[..., -1] += kappa
     St, Tt = torch.tensor(S), torch.tensor(T)
     op = GramOperator(S=St) if factored else GramOperator(G=St.transpose(1, 2) @ St)
-    a, info = nnls_batched(op, Tt @ St, torch.ones(P, m, dtype=torch.bool), (Tt ** 2).sum(-1), pdas_iter=pdas_iter)
+    a, info = nnls_batched(op, Tt @ St, torch.ones(P, m, dtype=torch.bool), (Tt ** 2).sum(-1), pdas_iter=pdas_iter,
+                           warm_start=warm_start)
     assert info.n_fallback == 0
     a = a.numpy()
     for p in range(P):
@@ -221,6 +224,27 @@ def test_batched_nnls_kkt_and_agreement(kappa, factored, pdas_iter):
         assert (a[p] >= 0).all()
         assert (w <= 1e-8).all()
         assert np.abs(w[a[p] > 0]).max(initial=0) < 1e-8
+
+
+@pytest.mark.parametrize("warm_start", ["auto", "greedy", "fista"])
+def test_single_point_anchors_are_certified_exactly(warm_start):
+    # Small manifolds far from the origin: most anchors are one point. The greedy start certifies those by one
+    # KKT check; every start must give the scipy solution.
+    rng = np.random.default_rng(3)
+    P, d, m, n = 3, 12, 10, 200
+    S = rng.standard_normal((P, d, m)) * np.array([0.05, 0.2, 0.6])[:, None, None]
+    S[:, -1, :] = 1.0
+    T = rng.standard_normal((P, n, d))
+    St, Tt = torch.tensor(S), torch.tensor(T)
+    op = GramOperator(G=St.transpose(1, 2) @ St)
+    a, info = nnls_batched(op, Tt @ St, torch.ones(P, m, dtype=torch.bool), (Tt ** 2).sum(-1), warm_start=warm_start)
+    if warm_start != "fista":
+        assert info.n_single > n // 2
+    for p in range(P):
+        a_ref = nnls_reference(S[p], T[p])
+        np.testing.assert_allclose(((a[p].numpy() @ S[p].T) ** 2).sum(-1), ((a_ref @ S[p].T) ** 2).sum(-1),
+                                   rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(a[p].numpy(), a_ref, atol=1e-9)
 
 
 def test_parallel_chunks_match_serial():
