@@ -346,18 +346,22 @@ def nnls_batched(
     nontrivial = info.n_trivial < P * n
     fista_ok = warm_iter > 0 and not op.factored
     certified = torch.zeros(P * n, dtype=torch.bool, device=device)
+    greedy_pdas = False
     if nontrivial and (warm_start in ("auto", "greedy") or not fista_ok):
         # Best single point per sample, and its KKT check (one batched product with G): where the anchor is one
         # point (small manifolds far from the origin: most samples) this is already the certified solution.
         a = _greedy_start(op, b, valid)
         w = torch.where(valid[:, None, :] & (a <= 0), b - op.times(a), neg_inf).reshape(P * n, m)
         a = a.reshape(P * n, m)
-        certified = (w.amax(-1) <= tol) & ~trivial
+        violated = w > tol[:, None]
+        certified = ~violated.any(-1) & ~trivial
         info.n_single = int(certified.sum())
         if warm_start == "auto" and fista_ok and info.n_single < 0.25 * (P * n - info.n_trivial):
             # Mostly larger supports: FISTA's passive sets are the better start for the rest.
             a = torch.where(certified[:, None], a,
                             _fista_warm_start(op, b, valid, warm_iter, warm_dtype).reshape(P * n, m))
+        else:
+            greedy_pdas = pdas_iter > 0
     elif nontrivial and fista_ok:
         a = _fista_warm_start(op, b, valid, warm_iter, warm_dtype).reshape(P * n, m)
     else:
@@ -365,6 +369,9 @@ def nnls_batched(
     a[trivial] = 0
     passive = (a > 0) & validF
     a = a * passive
+    if greedy_pdas:
+        # The single-point check already was the first primal-dual round: add every violating variable.
+        passive |= violated & ~certified[:, None] & ~trivial[:, None]
     active = (~trivial & ~certified).nonzero().squeeze(-1)
     if pdas_iter > 0 and active.numel() > 0:
         active = _primal_dual_active_set(op, a, passive, bF, validF, man, tol, active, pdas_iter, info, P, n)

@@ -284,6 +284,19 @@ def test_center_cost_gradient_matches_autograd():
     torch.testing.assert_close(g2, V.grad)
 
 
+def test_center_search_threads_give_the_serial_result():
+    # The random starts of each K run in concurrent threads; same starts, compared in the same order.
+    from geometry._center import center_structure
+
+    rng = np.random.default_rng(6)
+    centers = torch.as_tensor(rng.standard_normal((15, 40)) + 2 * rng.standard_normal((15, 1)) * rng.standard_normal(40))
+    serial = center_structure(centers, n_reps=3, workers=1)
+    threaded = center_structure(centers, n_reps=3, workers=2)
+    assert serial.K == threaded.K
+    np.testing.assert_array_equal(serial.correlation_after, threaded.correlation_after)
+    torch.testing.assert_close(serial.directions, threaded.directions, rtol=0, atol=0)
+
+
 def test_center_correlation_removal_finds_shared_structure():
     # Centers = private noise + a strong shared rank-2 component: the analysis should remove K = 2 directions.
     rng = np.random.default_rng(1)
