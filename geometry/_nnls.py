@@ -15,8 +15,11 @@ for every ``kappa >= 0``. The fast path below solves many such problems at once 
 in torch, so that it runs on CPU or GPU:
 
 1. samples with ``max_mu S_mu . t' <= 0`` have ``a* = 0`` (``t`` already satisfies the constraints);
-2. a warm start by accelerated projected gradient (FISTA with restarts) on the Jacobi-scaled problem, all
-   samples at once with batched matrix products;
+2. a warm start: every sample's best single point ``a_j = b_j / G_jj`` and its KKT check in one batched
+   product (where the anchor is one point, as for small manifolds far from the origin, this certifies the
+   exact solution); where fewer than a quarter of the samples were certified that way (large supports), the
+   others start instead from accelerated projected gradient (FISTA) on the Jacobi-scaled problem, all samples
+   at once with batched matrix products;
 3. a few primal-dual active-set rounds from the warm start's support: each solves the least squares problem
    exactly on every sample's passive set and swaps all variables that violate the KKT conditions at once;
    samples whose KKT conditions hold (below) are done;
