@@ -34,6 +34,7 @@ test-brainscore: $(STAMP)
 	$(BIN)/python -m pytest -m brainscore
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
