@@ -308,6 +308,34 @@ def test_center_correlation_removal_finds_shared_structure():
     assert float(ds.center_correlation) > 0.3
 
 
+
+def _reference_stop(costs: np.ndarray, k_max: int) -> tuple[int, bool]:
+    """The reference fun_FA rule, written out: stop once three rises in a row follow K >= 2; K = overall argmin."""
+    for i in range(5, len(costs) + 1):
+        if costs[i - 1] > costs[i - 2] > costs[i - 3] > costs[i - 4]:
+            return int(np.argmin(costs[:i])) + 1, i == len(costs)
+    return int(np.argmin(costs)) + 1, len(costs) == k_max
+
+
+def test_center_search_rtol_zero_is_the_reference_rule_and_default_stops_on_the_plateau():
+    from geometry._center import center_structure
+
+    # Shared rank-3 structure + private noise: removing directions 1-3 lowers the residual correlation a lot,
+    # every further one by well under 1 % (noise), with small rises here and there.
+    rng = np.random.default_rng(3)
+    P, N = 60, 200
+    centers = torch.as_tensor(rng.standard_normal((P, 3)) @ rng.standard_normal((3, N)) + rng.standard_normal((P, N)))
+    ref = center_structure(centers, n_reps=2, rtol=0.0, max_iter=100)
+    K, stopped_at_end = _reference_stop(ref.correlation_after, ref.max_k)
+    assert ref.K == K and stopped_at_end  # searched exactly as far as the reference rule, chose its K
+    new = center_structure(centers, n_reps=2, max_iter=100)  # default rtol = 0.01
+    assert new.K == 3 and ref.K > 3
+    tried = len(new.correlation_after)
+    assert tried == 6  # K = 4, 5, 6 improve by < 1 %: stop there
+    np.testing.assert_allclose(new.correlation_after, ref.correlation_after[:tried])  # same path until then
+    with pytest.raises(ValueError, match="center_rtol"):
+        geometry.capacity([c + rng.standard_normal((4, N)) for c in centers.numpy()[:5]], n_t=5, center_rtol=1.5)
+
 # --- 5. input checks before any solve -------------------------------------------------------------------------
 
 
