@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from data import LR_SCALINGS
@@ -379,10 +380,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Images of a study: random crops of the bundled photographs, split by source photograph.
+    """Images of a study: random crops of the bundled photographs (or of an image folder), split by photograph.
 
-    The photographs (``data.natural_images(photo_size)``) are split first, then each subset is cropped, so no
-    held-out photograph contributes to training.
+    The photographs (``data.natural_images(photo_size)``, or ``data.image_folder(image_folder, photo_size)``) are
+    split first, then each subset is cropped, so no held-out photograph contributes to training.
 
     Parameters
     ----------
@@ -402,6 +403,12 @@ class DataConfig:
         Random flips/transposes of the training crops (augmentation).
     seed
         Seed of the split, the crops and the flips.
+    image_folder
+        A folder of images to use instead of the bundled photographs (searched recursively; each file is one
+        source photograph, named by its file stem; files smaller than ``photo_size`` are left out). Empty: the
+        bundled photographs.
+    max_images
+        Read at most this many files of ``image_folder`` (sorted by path); 0: all.
 
     Examples
     --------
@@ -418,8 +425,18 @@ class DataConfig:
     n_test_sources: int = 4
     flips: bool = True
     seed: int = 0
+    image_folder: str = ""
+    max_images: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.image_folder, Path):
+            object.__setattr__(self, "image_folder", str(self.image_folder))
+        if not isinstance(self.image_folder, str):
+            raise TypeError(f"image_folder must be a path, got {self.image_folder!r}")
+        if self.image_folder and not Path(self.image_folder).is_dir():
+            raise ValueError(f"image_folder {self.image_folder!r} is not a directory")
+        if isinstance(self.max_images, bool) or not isinstance(self.max_images, int) or self.max_images < 0:
+            raise ValueError(f"max_images must be an integer >= 0, got {self.max_images!r}")
         if isinstance(self.test_sources, list):
             object.__setattr__(self, "test_sources", tuple(self.test_sources))
         for name in ("photo_size", "n_decoder", "n_enhancer", "n_test", "n_test_sources"):

@@ -105,7 +105,8 @@ def _crops(photos: xr.Dataset, n: int, size: int, seed: int, prefix: str, flips:
 def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     """The study's images: training crops (decoder, enhancer) and test crops, from disjoint photographs.
 
-    The bundled photographs (``data.natural_images(config.photo_size)``) are split by source first
+    The bundled photographs (``data.natural_images(config.photo_size)``, or the images of
+    ``config.image_folder``) are split by source first
     (:func:`split_by_source`), then each side is cropped with ``data.sample_patches``; training crops get a random
     flip/transpose each (``transform`` coordinate: bit 0 left-right, bit 1 up-down, bit 2 transpose).
 
@@ -132,7 +133,10 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     """
     if image_size > config.photo_size:
         raise ValueError(f"crop size {image_size} exceeds the photograph size {config.photo_size}")
-    photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
+    if config.image_folder:
+        photos = data.image_folder(config.image_folder, size=config.photo_size, max_images=config.max_images or None)
+    else:
+        photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
     train, test = split_by_source(photos, config.test_sources, n_test=config.n_test_sources, seed=config.seed)
     s = config.seed * 10
     return {

@@ -526,6 +526,28 @@ def test_split_by_source():
         decoding.split_by_source(photos, ["not_a_photo"])
 
 
+
+def test_datasets_from_an_image_folder_split_by_file(tmp_path):
+    import imageio.v3 as iio
+
+    # Six generated "photographs" of distinct constant grey levels: the split must keep every file on one side.
+    levels = {f"img{i}": 30 * (i + 1) for i in range(6)}
+    for name, level in levels.items():
+        iio.imwrite(tmp_path / f"{name}.png", np.full((80, 96), level, dtype=np.uint8))
+    cfg = decoding.DataConfig(photo_size=64, n_decoder=20, n_enhancer=10, n_test=12, n_test_sources=2,
+                              image_folder=str(tmp_path))
+    sets = decoding.make_datasets(cfg, 32)
+    train_src = set(sets["decoder"].source.values) | set(sets["enhancer"].source.values)
+    test_src = set(sets["test"].source.values)
+    assert len(test_src) == 2 and not train_src & test_src and train_src | test_src <= set(levels)
+    for st in sets.values():  # each crop is the constant grey level of the file it was cut from
+        for img, src in zip(st["image"].values, st["source"].values.astype(str)):
+            np.testing.assert_allclose(img, levels[src] / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="not a directory"):
+        decoding.DataConfig(image_folder=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="max_images"):
+        decoding.DataConfig(max_images=-1)
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     torch.set_num_threads(min(2, torch.get_num_threads()))
