@@ -449,7 +449,13 @@ def capacity(
 def _deviations(X: list[torch.Tensor], origin: torch.Tensor, directions: torch.Tensor | None, labels: Any,
                 dtype: torch.dtype) -> list[torch.Tensor]:
     """Each manifold relative to the global mean, minus the center directions, re-centered on its own center
-    and divided by the center's norm."""
+    and divided by the center's norm.
+
+    A manifold with fewer points than features (``m < N``) comes back as ``(m, m)`` coordinates with the same
+    Gram matrix (eigenvectors scaled by root eigenvalues): everything downstream depends on the points only
+    through that Gram matrix (see :func:`_principal_coordinates`), and keeping ``(m, N)`` copies of every
+    manifold would take as much fresh memory as the input (1.6 GB at P=1000, m=100, N=2000; first-touch page
+    faults made that step 5 s of a 40 s call)."""
     deviations = []
     for i, m in enumerate(X):
         xr_ = m - origin
@@ -464,5 +470,9 @@ def _deviations(X: list[torch.Tensor], origin: torch.Tensor, directions: torch.T
                 + (" after removing the center correlations" if directions is not None else "")
                 + "; the capacity is undefined"
             )
-        deviations.append((xr_ - c) / norm)
+        dev = xr_.sub_(c).div_(norm)
+        if dev.shape[0] < dev.shape[1]:
+            evals, evecs = torch.linalg.eigh(dev @ dev.T)
+            dev = evecs * torch.sqrt(evals.clamp_min(0.0))[None, :]
+        deviations.append(dev)
     return deviations

@@ -336,6 +336,26 @@ def test_center_search_rtol_zero_is_the_reference_rule_and_default_stops_on_the_
     with pytest.raises(ValueError, match="center_rtol"):
         geometry.capacity([c + rng.standard_normal((4, N)) for c in centers.numpy()[:5]], n_t=5, center_rtol=1.5)
 
+
+@pytest.mark.parametrize("m, N", [(6, 40), (40, 6)])
+def test_capacity_equals_the_per_manifold_core_on_hand_made_deviations(m, N):
+    # capacity() = global centering, own-center re-centering and center-norm scaling, then manifold_geometry; for
+    # m < N it hands over (m, m) coordinates with the same Gram matrix instead of the (m, N) deviations.
+    rng = np.random.default_rng(5)
+    ms = [rng.standard_normal(N) * 2 + rng.standard_normal((m, N)) for _ in range(5)]
+    origin = np.vstack(ms).mean(0)
+    devs = []
+    for x in ms:
+        c = x.mean(0) - origin
+        devs.append((x - origin - c) / np.linalg.norm(c))
+    ref = geometry.manifold_geometry(devs, n_t=60, kappa=0.2, seed=3)
+    before = [x.copy() for x in ms]
+    ds = geometry.capacity(ms, n_t=60, kappa=0.2, seed=3, center_correlation="keep")
+    for name in ("manifold_capacity", "manifold_radius", "manifold_dimension"):
+        np.testing.assert_allclose(ds[name].values, ref[name].values, rtol=1e-8)
+    for x, y in zip(ms, before):  # the caller's arrays are not modified in place
+        np.testing.assert_array_equal(x, y)
+
 # --- 5. input checks before any solve -------------------------------------------------------------------------
 
 
