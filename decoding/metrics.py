@@ -96,11 +96,10 @@ def psnr(reference: Any, reconstruction: Any, *, data_range: float = 1.0) -> flo
     20.0
     """
     data_range = _check_range(data_range)
-    a, b, single = _pair(reference, reconstruction)
-    err = np.mean((a - b) ** 2, axis=(1, 2))
+    err = np.asarray(mse(reference, reconstruction))
     with np.errstate(divide="ignore"):
         out = 10.0 * np.log10(data_range ** 2 / err)
-    return float(out[0]) if single else out
+    return float(out) if out.ndim == 0 else out
 
 
 def ssim(reference: Any, reconstruction: Any, *, data_range: float = 1.0, **kwargs: Any) -> float | np.ndarray:
