@@ -258,16 +258,6 @@ def default_pipeline_config() -> PipelineConfig:
     return PipelineConfig()
 
 
-def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, val in changes.items():
-        if isinstance(val, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], val)
-        else:
-            out[key] = val
-    return out
-
-
 def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfig:
     """Build a :class:`PipelineConfig` from a (TOML) dict: each table changes the embedded default's keys it names.
 
@@ -316,8 +306,7 @@ def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfi
             val = dict(val)
             changes[name] = decoding.default_config(val.pop("preset", "demo"), **val)
         else:
-            merged = _merge(dataclasses.asdict(current), val)
-            changes[name] = data.config_from_dict(type(current), merged, where=f"[{name}] ")
+            changes[name] = data.update_config(current, val, where=f"[{name}] ")
     return dataclasses.replace(base, **changes)
 
 

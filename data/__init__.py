@@ -8,7 +8,7 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
 from ._brainscore import from_brainscore, read_brainscore_stimuli, to_brainscore, write_brainscore_stimuli
-from ._config import config_from_dict, load_toml
+from ._config import config_from_dict, load_toml, update_config
 from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
@@ -29,6 +29,7 @@ __all__ = [
     "package_version",
     "config_from_dict",
     "load_toml",
+    "update_config",
     # images
     "IMAGE_EXTENSIONS",
     "natural_images",

@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["config_from_dict", "load_toml"]
+__all__ = ["config_from_dict", "load_toml", "update_config"]
 
 T = TypeVar("T")
 
@@ -115,3 +115,64 @@ def config_from_dict(cls: type[T], values: dict[str, Any] | None, *, where: str 
             val = tuple(val)
         kwargs[key] = val
     return cls(**kwargs)
+
+
+def update_config(config: T, changes: typing.Mapping[str, Any] | None, *, where: str = "") -> T:
+    """A copy of the frozen config dataclass ``config`` with the fields named in ``changes`` replaced.
+
+    A mapping given for a field that holds a config dataclass updates only the fields it names (recursively);
+    any other value (a dict-valued field included) replaces the field whole. Lists become tuples where the
+    field is a tuple, as in :func:`config_from_dict`; validation is the dataclass's own ``__post_init__``.
+
+    Parameters
+    ----------
+    config
+        A dataclass instance (typically frozen).
+    changes
+        Mapping of field names to new values or to nested mappings of changes.
+    where
+        Prefix used in error messages (e.g. ``"[train] "``).
+
+    Returns
+    -------
+    A new instance of ``type(config)``; ``config`` is unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a dataclass instance.
+    ValueError
+        Naming every unknown key (at any depth) and the valid ones.
+
+    Examples
+    --------
+    >>> import dataclasses, data
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Inner:
+    ...     k: int = 1
+    ...     m: int = 2
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Outer:
+    ...     inner: Inner = Inner()
+    ...     sizes: tuple = (1, 2)
+    >>> data.update_config(Outer(), {"inner": {"k": 5}, "sizes": [3]})
+    Outer(inner=Inner(k=5, m=2), sizes=(3,))
+    >>> data.update_config(Outer(), {"inner": {"kk": 5}})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown config key(s) ['kk'] for inner.Inner; valid keys: ['k', 'm']
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
+    changes = dict(changes or {})
+    unknown = sorted(set(changes) - set(values))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} for {where}{type(config).__name__}; "
+                         f"valid keys: {sorted(values)}")
+    for key, val in changes.items():
+        current = values[key]
+        if isinstance(val, typing.Mapping) and dataclasses.is_dataclass(current):
+            val = update_config(current, val, where=f"{where}{key}.")
+        values[key] = val
+    return config_from_dict(type(config), values, where=where)

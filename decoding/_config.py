@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import data
 from data import LR_SCALINGS
 
 __all__ = [
@@ -571,22 +572,7 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    base = StudyConfig(**PRESETS[preset])
-    fields = {f.name for f in dataclasses.fields(StudyConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown StudyConfig field(s) {unknown}; valid: {sorted(fields)}")
-    changes: dict[str, Any] = {}
-    for name, value in overrides.items():
-        current = getattr(base, name)
-        if isinstance(value, dict) and dataclasses.is_dataclass(current):
-            valid = {f.name for f in dataclasses.fields(current)}
-            bad = sorted(set(value) - valid)
-            if bad:
-                raise ValueError(f"unknown key(s) {bad} for [{name}]; valid keys: {sorted(valid)}")
-            value = dataclasses.replace(current, **value)
-        changes[name] = value
-    return dataclasses.replace(base, **changes)
+    return data.update_config(StudyConfig(**PRESETS[preset]), overrides)
 
 
 def study_config_from_json(text: str) -> StudyConfig:

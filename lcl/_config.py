@@ -319,24 +319,12 @@ class LCLConfig:
 
         Nested tables merge: ``replace(model={"stage1": {"channels": 8}})`` keeps stage 1's other fields.
         """
-        new = {}
-        for name, changes in sections.items():
-            if name not in {f.name for f in dataclasses.fields(self)}:
-                raise ValueError(f"LCLConfig has no component {name!r}")
-            current = getattr(self, name)
-            merged = _deep_merge(dataclasses.asdict(current), changes)
-            new[name] = data.config_from_dict(type(current), merged, where=f"[{name}] ")
+        unknown = sorted(set(sections) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"LCLConfig has no component(s) {unknown}")
+        new = {name: data.update_config(getattr(self, name), changes, where=f"[{name}] ")
+               for name, changes in sections.items()}
         return dataclasses.replace(self, **new)
-
-
-def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, val in changes.items():
-        if isinstance(val, dict) and isinstance(out.get(key), dict) and key != "loss_options":
-            out[key] = _deep_merge(out[key], val)
-        else:
-            out[key] = val
-    return out
 
 
 def _folder_has_images(root: Path) -> bool:

@@ -678,8 +678,6 @@ def load_recognition_config(path: str | os.PathLike | None, *, demo: bool = Fals
     unknown = sorted(set(values) - {"backend", "recognition"})
     if unknown:
         raise ValueError(f"unknown table(s) {unknown} in {path}; valid tables: ['backend', 'recognition']")
-    backend = data.config_from_dict(BackEndConfig, {**dataclasses.asdict(base_backend),
-                                                    **values.get("backend", {})}, where="[backend] ")
-    rec = data.config_from_dict(RecognitionConfig, {**dataclasses.asdict(base_rec),
-                                                    **values.get("recognition", {})}, where="[recognition] ")
+    backend = data.update_config(base_backend, values.get("backend", {}), where="[backend] ")
+    rec = data.update_config(base_rec, values.get("recognition", {}), where="[recognition] ")
     return backend, rec

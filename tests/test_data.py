@@ -264,6 +264,39 @@ def test_config_from_dict_rejects_unknown_keys():
         data.config_from_dict(Outer, {"inner": {"kk": 3}})
 
 
+def test_update_config_changes_only_named_fields_at_any_depth():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        k: int = 1
+        m: int = 2
+
+        def __post_init__(self):
+            if self.k < 0:
+                raise ValueError("k must be >= 0")
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        inner: Inner = Inner()
+        options: dict = dataclasses.field(default_factory=lambda: {"a": 1, "b": 2})
+        sizes: tuple = (1,)
+
+    base = Outer(Inner(4, 5), {"a": 9}, (7,))
+    new = data.update_config(base, {"inner": {"k": 3}, "sizes": [2, 3]})
+    assert new == Outer(Inner(3, 5), {"a": 9}, (2, 3))  # m and options kept from base, not the defaults
+    assert base == Outer(Inner(4, 5), {"a": 9}, (7,))  # unchanged
+    # a dict-valued field (not a config) is replaced whole, a config instance replaces the field whole
+    assert data.update_config(base, {"options": {"b": 1}}).options == {"b": 1}
+    assert data.update_config(base, {"inner": Inner()}).inner == Inner()
+    with pytest.raises(ValueError, match=r"\['kk'\] for \[x\] inner\.Inner"):
+        data.update_config(base, {"inner": {"kk": 3}}, where="[x] ")
+    with pytest.raises(ValueError, match="k must be >= 0"):  # the dataclass's own validation runs
+        data.update_config(base, {"inner": {"k": -1}})
+    with pytest.raises(TypeError, match="dataclass instance"):
+        data.update_config(Outer, {})
+
+
 # ---------------------------------------------------------------- images
 def test_natural_images_offline_distinct_real_photographs(monkeypatch):
     def no_network(*args, **kwargs):

@@ -504,7 +504,7 @@ def test_configs_round_trip_and_overrides():
     assert cfg.train.epochs == 1 and cfg.train.patch_size == 32 and cfg.n_examples == 2
     assert decoding.default_config("demo").retina.n_cells == 1393
     assert decoding.study_config_from_json(json.dumps(dataclasses.asdict(cfg))) == cfg
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown config key"):
         decoding.default_config("demo", train={"epoch": 1})
     with pytest.raises(ValueError, match="unknown preset"):
         decoding.default_config("huge")
@@ -609,7 +609,7 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--preset", "nope", "--out", str(tmp_path)])
     (tmp_path / "bad.toml").write_text("[train]\nepoch = 1\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown config key"):
         main(["run", "--preset", "tiny", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")])
 
 
