@@ -300,9 +300,7 @@ def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfi
             continue
         if not isinstance(val, Mapping):
             raise ValueError(f"[{name}] must be a table, got {type(val).__name__}")
-        if name == "lcl":
-            changes[name] = current.replace(**val)
-        elif name == "decoding":
+        if name == "decoding":
             val = dict(val)
             changes[name] = decoding.default_config(val.pop("preset", "demo"), **val)
         else:

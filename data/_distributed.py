@@ -39,7 +39,7 @@ def init_distributed(device: str = "cpu") -> tuple[int, int]:
     import torch
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return rank_and_world()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
@@ -49,7 +49,7 @@ def init_distributed(device: str = "cpu") -> tuple[int, int]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return rank_and_world()
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -319,12 +319,7 @@ class LCLConfig:
 
         Nested tables merge: ``replace(model={"stage1": {"channels": 8}})`` keeps stage 1's other fields.
         """
-        unknown = sorted(set(sections) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"LCLConfig has no component(s) {unknown}")
-        new = {name: data.update_config(getattr(self, name), changes, where=f"[{name}] ")
-               for name, changes in sections.items()}
-        return dataclasses.replace(self, **new)
+        return data.update_config(self, sections)
 
 
 def _folder_has_images(root: Path) -> bool:
