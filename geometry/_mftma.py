@@ -439,7 +439,8 @@ def capacity(
     res = _anchor_analysis(deviations, float(kappa), int(n_t), int(seed), definition, solver)
     attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "center_correlation_mode":
              center_correlation, "definition": definition, "solver": solver, "n_reps": int(n_reps),
-             "center_rtol": float(center_rtol), "max_k": int(k_max), "by": "" if by is None and not isinstance(x, xr.DataArray) else (by or "category")}
+             "center_rtol": float(center_rtol), "max_k": int(k_max),
+             "by": "" if by is None and not isinstance(x, xr.DataArray) else (by or "category")}
     ds = _dataset(res, labels, [m.shape[0] for m in manifolds], attrs)
     ds["center_correlation"] = ((), float(correlation))
     ds["K"] = ((), int(K))

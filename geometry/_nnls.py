@@ -240,7 +240,6 @@ def _primal_dual_active_set(op: GramOperator, a: torch.Tensor, passive: torch.Te
     to Lawson-Hanson from a feasible point: ``a = max(z, 0)`` on the passive set (rows whose passive block was
     singular restart from ``a = 0``). Returns the rows still to solve.
     """
-    m = bF.shape[1]
     dtype = bF.dtype
     neg_inf = torch.tensor(-torch.inf, dtype=dtype, device=bF.device)
     zfull = torch.zeros_like(a)

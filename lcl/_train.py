@@ -23,7 +23,8 @@ from ._config import LCLConfig, validate_config
 from ._deform import displacement_from_noise, noise_shape, warp
 from ._model import V1V2
 
-__all__ = ["Trainer", "train", "init_distributed", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE", "LOG_FILE"]
+__all__ = ["Trainer", "train", "init_distributed", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE",
+           "LOG_FILE"]
 
 # DDP warns once that channels-last weight gradients are copied into its (contiguous) buckets: harmless here.
 warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import scipy.optimize
 import torch
 import xarray as xr
 from scipy.spatial import ConvexHull
