@@ -32,7 +32,16 @@ from ._enhancer import Enhancer, load_enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity, validate_counts
 from ._plot import plot_reconstructions
 from ._retina import Retina, as_images, validate_images
-from ._study import METHODS, evaluate, load_results, make_datasets, run_study, split_by_source, summary_table
+from ._study import (
+    METHODS,
+    evaluate,
+    load_results,
+    make_datasets,
+    run_study,
+    split_by_source,
+    study_photographs,
+    summary_table,
+)
 from .metrics import mse, psnr, ssim
 
 __all__ = [
@@ -54,6 +63,7 @@ __all__ = [
     "ssim",
     # study
     "split_by_source",
+    "study_photographs",
     "make_datasets",
     "evaluate",
     "run_study",

@@ -19,7 +19,10 @@ from ._enhancer import Enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity
 from ._retina import Retina
 
-__all__ = ["split_by_source", "make_datasets", "evaluate", "run_study", "load_results", "summary_table", "METHODS"]
+__all__ = [
+    "split_by_source", "study_photographs", "make_datasets", "evaluate", "run_study", "load_results", "summary_table",
+    "METHODS",
+]
 
 METHODS = ("linear", "pointwise", "enhanced")
 
@@ -102,13 +105,45 @@ def _crops(photos: xr.Dataset, n: int, size: int, seed: int, prefix: str, flips:
     return data.validate_stimuli(patches)
 
 
+def study_photographs(config: DataConfig) -> tuple[xr.Dataset, xr.Dataset]:
+    """A study's photographs, split by source into training and held-out test photographs.
+
+    The bundled photographs (``data.natural_images(config.photo_size)``), or the images of
+    ``config.image_folder``, split with :func:`split_by_source` by ``config.test_sources`` (or
+    ``config.n_test_sources`` drawn with ``config.seed``). :func:`make_datasets` crops these.
+
+    Parameters
+    ----------
+    config
+        Data settings.
+
+    Returns
+    -------
+    train, test : xarray.Dataset
+        Disjoint sets of whole photographs (``photo_size`` x ``photo_size``).
+
+    Examples
+    --------
+    >>> from decoding import DataConfig, study_photographs
+    >>> train, test = study_photographs(DataConfig(photo_size=64, test_sources=("camera", "moon")))
+    >>> test.source.values.tolist()
+    ['camera', 'moon']
+    """
+    if not isinstance(config, DataConfig):
+        raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+    if config.image_folder:
+        photos = data.image_folder(config.image_folder, size=config.photo_size, max_images=config.max_images or None)
+    else:
+        photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
+    return split_by_source(photos, config.test_sources, n_test=config.n_test_sources, seed=config.seed)
+
+
 def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     """The study's images: training crops (decoder, enhancer) and test crops, from disjoint photographs.
 
-    The bundled photographs (``data.natural_images(config.photo_size)``, or the images of
-    ``config.image_folder``) are split by source first
-    (:func:`split_by_source`), then each side is cropped with ``data.sample_patches``; training crops get a random
-    flip/transpose each (``transform`` coordinate: bit 0 left-right, bit 1 up-down, bit 2 transpose).
+    The photographs are split by source first (:func:`study_photographs`), then each side is cropped with
+    ``data.sample_patches``; training crops get a random flip/transpose each (``transform`` coordinate: bit 0
+    left-right, bit 1 up-down, bit 2 transpose).
 
     Parameters
     ----------
@@ -133,11 +168,7 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     """
     if image_size > config.photo_size:
         raise ValueError(f"crop size {image_size} exceeds the photograph size {config.photo_size}")
-    if config.image_folder:
-        photos = data.image_folder(config.image_folder, size=config.photo_size, max_images=config.max_images or None)
-    else:
-        photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
-    train, test = split_by_source(photos, config.test_sources, n_test=config.n_test_sources, seed=config.seed)
+    train, test = study_photographs(config)
     s = config.seed * 10
     return {
         "decoder": _crops(train, config.n_decoder, image_size, s + 1, "dec", config.flips),

@@ -540,6 +540,9 @@ def test_datasets_from_an_image_folder_split_by_file(tmp_path):
     train_src = set(sets["decoder"].source.values) | set(sets["enhancer"].source.values)
     test_src = set(sets["test"].source.values)
     assert len(test_src) == 2 and not train_src & test_src and train_src | test_src <= set(levels)
+    # the crops come from the photographs study_photographs splits off, and only from those
+    train_photos, test_photos = decoding.study_photographs(cfg)
+    assert test_src == set(test_photos.source.values) and train_src <= set(train_photos.source.values)
     for st in sets.values():  # each crop is the constant grey level of the file it was cut from
         for img, src in zip(st["image"].values, st["source"].values.astype(str)):
             np.testing.assert_allclose(img, levels[src] / 255, atol=1e-6)
