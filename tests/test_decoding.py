@@ -526,7 +526,6 @@ def test_split_by_source():
         decoding.split_by_source(photos, ["not_a_photo"])
 
 
-
 def test_datasets_from_an_image_folder_split_by_file(tmp_path):
     import imageio.v3 as iio
 
@@ -550,6 +549,7 @@ def test_datasets_from_an_image_folder_split_by_file(tmp_path):
         decoding.DataConfig(image_folder=str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="max_images"):
         decoding.DataConfig(max_images=-1)
+
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):

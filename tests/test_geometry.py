@@ -355,6 +355,7 @@ def test_capacity_equals_the_per_manifold_core_on_hand_made_deviations(m, N):
     for x, y in zip(ms, before):  # the caller's arrays are not modified in place
         np.testing.assert_array_equal(x, y)
 
+
 # --- 5. input checks before any solve -------------------------------------------------------------------------
 
 
