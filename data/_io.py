@@ -6,9 +6,14 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
+import re
+import socket
 import subprocess
 import tempfile
+import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,16 @@ import xarray as xr
 __all__ = ["atomic_write", "save", "load", "provenance", "git_commit", "package_version"]
 
 _KIND_ATTR = "lcl_workbench_type"
+
+_log = logging.getLogger(__name__)
+
+#: A temporary file whose writer cannot be shown to be dead (another host, a name without a pid, or a pid that
+#: a new process may have reused) is stale only once it has not been modified for this many seconds.
+STALE_TEMP_SECONDS = 3600.0
+
+# Temporary names: ".NAME.HOST-PID-XXXXXXXX.tmp" (HOST: crc32 of the host name, 8 hex digits; PID: the writing
+# process; XXXXXXXX: tempfile's random part). Names of earlier versions, ".NAME.XXXXXXXX.tmp", are recognised too.
+_TEMP_TAIL = re.compile(r"(?:(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-)?[a-z0-9_]{8}\.tmp")
 
 
 def package_version() -> str:
@@ -112,12 +127,83 @@ def provenance(config: Any = None, seed: int | None = None) -> dict[str, Any]:
     }
 
 
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process we can ask about: treat as alive (never remove on its account)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists but belongs to another user
+        return True
+    return True
+
+
+def _remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_write` calls to ``path`` left behind.
+
+    Only names of ``path``'s own temporary files are considered (``.NAME.HOST-PID-XXXXXXXX.tmp``, or
+    ``.NAME.XXXXXXXX.tmp`` from earlier versions); other files, including other targets' temporary files, are
+    never touched. One of them is stale, and removed, when
+
+    - its name records this host and a process id that no longer exists (its writer died: killed, crashed), or
+    - it has not been modified for ``STALE_TEMP_SECONDS`` (1 hour): this covers writers on another host
+      sharing the folder (their pids mean nothing here), names without a pid, and pids that a later process
+      has reused.
+
+    A concurrent writer is therefore safe: on this host its process is alive, and on any host it keeps
+    modifying its file while it writes (only a writer idle for an hour in the middle of a write would be
+    taken for dead). Errors (a read-only folder, a file removed meanwhile by another process) are ignored.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed: list[Path] = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    host, now = _host_tag(), time.time()
+    for tmp in candidates:
+        m = _TEMP_TAIL.fullmatch(tmp.name[len(prefix):])
+        if m is None:
+            continue
+        try:
+            age = now - tmp.lstat().st_mtime
+        except OSError:
+            continue
+        dead = m["host"] == host and m["pid"] is not None and not _pid_alive(int(m["pid"]))
+        if dead or age > STALE_TEMP_SECONDS:
+            try:
+                tmp.unlink()
+            except OSError:
+                continue
+            _log.info("removed the stale temporary file %s (%s)", tmp,
+                      "its writer is no longer running" if dead else f"untouched for {age:.0f} s")
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``, on error delete it.
 
     Either the complete new file or the old one is at ``path``, never a partial file, even if the writer
     raises or the process dies mid-write.
+
+    The temporary file is ``.NAME.HOST-PID-XXXXXXXX.tmp`` beside ``path`` (``HOST`` a hash of the host name,
+    ``PID`` the writing process). A process killed mid-write cannot delete it; the next :func:`atomic_write`
+    (so the next :func:`save`) or :func:`load` of the same ``path`` does, once it is stale: at once when its
+    name records a process of this host that no longer runs, else after an hour without modification (the
+    rule is safe for a concurrent writer to the same path, whose file is never taken; see
+    ``data._io._remove_stale_temps``). Other paths' temporary files are never touched.
 
     Parameters
     ----------
@@ -140,7 +226,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}-{os.getpid()}-", suffix=".tmp",
+                                    dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -234,6 +322,13 @@ def load(path: str | os.PathLike) -> xr.DataArray | xr.Dataset:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    ValueError
+        Naming ``path``, if it is not a readable netCDF4/HDF5 file (truncated, say, or not netCDF at all).
+
+    Notes
+    -----
+    Stale temporary files that interrupted :func:`save` calls to ``path`` left beside it are removed first
+    (see :func:`atomic_write`).
 
     Examples
     --------
@@ -245,10 +340,17 @@ def load(path: str | os.PathLike) -> xr.DataArray | xr.Dataset:
     'Dataset'
     """
     path = Path(path)
+    _remove_stale_temps(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (PermissionError, FileNotFoundError):
+        raise  # their messages name the path already
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # h5py / h5netcdf / xarray on a damaged file
+        raise ValueError(f"cannot read {path}: not a readable netCDF4/HDF5 file, truncated or damaged "
+                         f"({type(exc).__name__}: {exc})") from exc
     if len(ds.data_vars) == 1:
         (var,) = ds.data_vars.values()
         if var.attrs.get(_KIND_ATTR) == "DataArray":
