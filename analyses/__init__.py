@@ -3,6 +3,8 @@ predictivity (Brain-Score convention), batch jobs and publication figures."""
 
 from ._textures import (
     LARGE_TEXTURE_FAMILIES,
+    PROTOCOL_FAMILIES,
+    crop_to_stimulus,
     TextureStimuliConfig,
     default_cache_dir,
     phase_randomize,
@@ -21,7 +23,8 @@ from ._figures import (
     save_figure,
 )
 from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
-from ._modulation import modulation_index, texture_modulation
+from ._modulation import (READOUTS, bootstrap_mean_ci, modulation_index, record_units, responsive_units,
+                          texture_modulation)
 from ._predictivity import (
     PredictivityConfig,
     neural_predictivity,
@@ -41,6 +44,8 @@ __all__ = [
     "portilla_simoncelli_loss",
     "default_cache_dir",
     "LARGE_TEXTURE_FAMILIES",
+    "PROTOCOL_FAMILIES",
+    "crop_to_stimulus",
     # simulated primate recording
     "SimulatedRecordingConfig",
     "simulated_recording",
@@ -48,6 +53,10 @@ __all__ = [
     # texture modulation
     "texture_modulation",
     "modulation_index",
+    "responsive_units",
+    "bootstrap_mean_ci",
+    "record_units",
+    "READOUTS",
     # neural predictivity
     "PredictivityConfig",
     "neural_predictivity",
@@ -77,6 +86,7 @@ from ._pipeline import (
     STAGES,
     GeometryConfig,
     JobsConfig,
+    ModulationConfig,
     NeuralDataConfig,
     PipelineConfig,
     default_pipeline_config,
@@ -92,6 +102,7 @@ __all__ += [
     "PipelineConfig",
     "NeuralDataConfig",
     "GeometryConfig",
+    "ModulationConfig",
     "JobsConfig",
     "MODELS",
     "STAGES",

@@ -26,16 +26,17 @@ import lcl
 
 from ._figures import figure_style, plot_predictivity, plot_texture_modulation, plot_texture_stimuli, save_figure
 from ._jobs import EXECUTORS, JobStep, run_jobs
-from ._modulation import texture_modulation
+from ._modulation import READOUTS, record_units, texture_modulation
 from ._predictivity import PredictivityConfig, neural_predictivity, validate_predictivity_config
 from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
-from ._textures import TextureStimuliConfig, texture_stimuli, validate_texture_config
+from ._textures import TextureStimuliConfig, crop_to_stimulus, texture_stimuli, validate_texture_config
 
 __all__ = [
     "MODELS",
     "STAGES",
     "NeuralDataConfig",
     "GeometryConfig",
+    "ModulationConfig",
     "JobsConfig",
     "PipelineConfig",
     "default_pipeline_config",
@@ -123,6 +124,47 @@ class GeometryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModulationConfig:
+    """Texture modulation read-out (Freeman et al. 2013; Brain-Score's Marques2020 protocol).
+
+    Parameters
+    ----------
+    readout
+        Model units: ``"center"`` (one unit per channel, the one whose receptive field is centred on the
+        stimulus) or ``"mean"`` (each channel averaged over space); see :func:`analyses.record_units`.
+    min_peak, min_range
+        Responsive-unit criterion (:func:`analyses.responsive_units`).
+    n_boot
+        Bootstrap draws for the intervals.
+
+    Examples
+    --------
+    >>> import analyses
+    >>> analyses.ModulationConfig().readout
+    'center'
+    """
+
+    readout: str = "center"
+    min_peak: float = 0.01
+    min_range: float = 0.01
+    n_boot: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"modulation.readout must be one of {READOUTS}, got {self.readout!r}")
+        for name in ("min_peak", "min_range"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ValueError(f"modulation.{name} must be a number in [0, 1), got {v!r}")
+        if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int) or not 10 <= self.n_boot <= 100_000:
+            raise ValueError(f"modulation.n_boot must be an integer in [10, 100000], got {self.n_boot!r}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`analyses.texture_modulation`."""
+        return {"min_peak": self.min_peak, "min_range": self.min_range, "n_boot": self.n_boot}
+
+
+@dataclasses.dataclass(frozen=True)
 class JobsConfig:
     """How study steps run.
 
@@ -201,6 +243,8 @@ class PipelineConfig:
         Texture / noise stimuli.
     neural
         Primate data.
+    modulation
+        Texture modulation read-out and responsive-unit criterion.
     predictivity
         Neural predictivity.
     geometry
@@ -232,6 +276,7 @@ class PipelineConfig:
     lcl: lcl.LCLConfig = dataclasses.field(default_factory=_default_lcl)
     stimuli: TextureStimuliConfig = dataclasses.field(default_factory=TextureStimuliConfig)
     neural: NeuralDataConfig = dataclasses.field(default_factory=NeuralDataConfig)
+    modulation: ModulationConfig = dataclasses.field(default_factory=ModulationConfig)
     predictivity: PredictivityConfig = dataclasses.field(default_factory=_default_predictivity)
     geometry: GeometryConfig = dataclasses.field(default_factory=GeometryConfig)
     decoding: decoding.StudyConfig = dataclasses.field(default_factory=_default_decoding)
@@ -373,8 +418,8 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
         raise ValueError("stimuli.n_samples must be at least 2: the samples of a family are its manifold's points")
     neural = config.neural
     if neural.source == "simulated":
-        blank = data.stimulus_set(np.zeros((1, config.stimuli.size, config.stimuli.size)),
-                                  degrees=config.stimuli.degrees)
+        side = config.stimuli.image_size
+        blank = data.stimulus_set(np.zeros((1, side, side)), degrees=config.stimuli.image_degrees)
         validate_simulated_config(neural.simulated, blank)
     elif neural.source == "file":
         if not neural.path:
@@ -573,10 +618,11 @@ def step_analyze(config: PipelineConfig, out: str, name: str, stimuli_path: str,
     stimuli = data.load(stimuli_path)
     neural = data.load(neural_path)
     files: list[str] = []
+    mod = config.modulation.kwargs()
     if name == "neural":
         path = res / "modulation_neural.nc"
         if not path.is_file():
-            data.save(texture_modulation(neural), path, config=config, seed=config.seed)
+            data.save(texture_modulation(neural, seed=config.seed, **mod), path, config=config, seed=config.seed)
         files.append(str(path))
         mean = neural
         if "time_bin" in mean.dims:
@@ -598,22 +644,28 @@ def step_analyze(config: PipelineConfig, out: str, name: str, stimuli_path: str,
                           seed=config.seed)
             files.append(str(path))
         return files
+    # Texture modulation reads single units on the whole canvas (the stimulus in its grey field); predictivity
+    # and geometry use every position of the stimulus window (the canvas around it is blank).
+    window = crop_to_stimulus(stimuli)
     if name == PIXELS:
-        imgs = stimuli["image"].values.reshape(stimuli.sizes["stimulus_id"], -1).astype(np.float64)
-        meta = {c: ("presentation", stimuli[c].values) for c in ("texture_family", "texture_type", "sample")
-                if c in stimuli.coords}
+        imgs = window["image"].values.reshape(window.sizes["stimulus_id"], -1).astype(np.float64)
+        meta = {c: ("presentation", window[c].values) for c in ("texture_family", "texture_type", "sample")
+                if c in window.coords}
         n = imgs.shape[1]
-        recorded = {PIXELS: data.assembly(imgs, stimulus_id=stimuli["stimulus_id"].values,
-                                          neuroid_id=[f"px{i}" for i in range(n)],
-                                          region=("neuroid", np.full(n, PIXELS)), **meta)}
+        full = {PIXELS: data.assembly(imgs, stimulus_id=window["stimulus_id"].values,
+                                      neuroid_id=[f"px{i}" for i in range(n)],
+                                      region=("neuroid", np.full(n, PIXELS)), **meta)}
+        units = full
     else:
         model = _load_model(Path(out) / "models" / name)
-        recorded = data.record(model, stimuli, layers=list(config.stages), batch_size=16,
-                               regions={s: s for s in config.stages})
-    for stage, assembly in recorded.items():
+        stages = list(config.stages)
+        units = record_units(model, stimuli, stages, readout=config.modulation.readout)
+        full = data.record(model, window, layers=stages, batch_size=16, regions={s: s for s in stages},
+                           progress=False)
+    for stage, assembly in full.items():
         label = name if name == PIXELS else f"{name}_{stage}"
         targets = {
-            res / f"modulation_{label}.nc": lambda a=assembly: texture_modulation(a),
+            res / f"modulation_{label}.nc": lambda u=units[stage]: texture_modulation(u, seed=config.seed, **mod),
             res / f"predictivity_{label}.nc": lambda a=assembly: neural_predictivity(a, neural, config.predictivity),
             res / f"geometry_{label}.nc": lambda a=assembly, lab=label: _geometry(a, config, lab),
         }

@@ -28,10 +28,12 @@ __all__ = [
     "portilla_simoncelli_loss",
     "default_cache_dir",
     "LARGE_TEXTURE_FAMILIES",
+    "PROTOCOL_FAMILIES",
+    "crop_to_stimulus",
 ]
 
 # Bumped whenever the synthesis procedure changes, so that old cache files are not reused.
-_SYNTHESIS_VERSION = 2
+_SYNTHESIS_VERSION = 3
 
 # Fifteen families (as FreemanZiemba2013) from the bundled textures and texture-like photo crops; every photo's
 # short side is >= 256 px, so crop_fraction=0.5 supports images up to 128 px without enlarging.
@@ -39,6 +41,9 @@ LARGE_TEXTURE_FAMILIES = (
     "brick", "grass", "gravel", "reptile_skin", "immunohistochemistry", "flower", "hubble_deep_field",
     "coins", "moon", "china", "aero", "macaque", "chelsea", "retina", "coffee",
 )
+# The default protocol's twelve families: the four bundled textures and eight photo crops with strong higher-order
+# structure (edges, blobs, repeated elements).
+PROTOCOL_FAMILIES = LARGE_TEXTURE_FAMILIES[:12]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +58,11 @@ class TextureStimuliConfig:
         ``crop_fraction`` of its short side is used) or a path to an image file (used whole; the family is
         named by the file stem).
     n_samples
-        Synthesized texture samples per family, each from its own seed, each with its own noise image.
+        Synthesized texture samples per family, each from its own seed, each with its own noise image. The
+        samples of a family are synthesized together (one L-BFGS run on the batch, each sample matching the
+        source's statistics on its own), which is about twice as fast as one at a time.
     size
-        Side of the square stimuli in pixels.
+        Side of the square texture (the aperture) in pixels; the image is ``canvas * size`` pixels.
     crop_fraction
         Side of the photo crop as a fraction of the photograph's short side.
     n_scales, n_orientations, spatial_corr_width
@@ -64,11 +71,17 @@ class TextureStimuliConfig:
     max_iter
         L-BFGS iterations of the synthesis (each at most 10 function evaluations), per sample.
     aperture
-        Apply a raised-cosine aperture (each image blends into its own mean luminance outside it).
+        Apply a raised-cosine aperture: the texture blends into the grey ``background`` outside it.
     aperture_ramp
-        Width of the cosine ramp as a fraction of the aperture radius (the radius is half the image side).
+        Width of the cosine ramp as a fraction of the aperture radius (the radius is half of ``size``).
+    canvas
+        Side of the whole image as a multiple of ``size``: the stimulus sits at the centre of a grey canvas
+        (Brain-Score places FreemanZiemba2013's 4-degree stimuli in an 8-degree field: ``canvas = 2``); 1 = no
+        canvas. A canvas needs ``aperture = true``.
+    background
+        Grey level of the canvas and of the aperture's outside, in [0, 1].
     degrees
-        Visual angle of the image width (FreemanZiemba2013: 4).
+        Visual angle of the stimulus (the aperture), FreemanZiemba2013: 4; the image spans ``canvas * degrees``.
     seed
         Base seed; sample ``s`` of family ``f`` uses the seed sequence ``(seed, f, s)``.
 
@@ -78,20 +91,41 @@ class TextureStimuliConfig:
     >>> c = analyses.TextureStimuliConfig(families=("brick", "grass"), n_samples=1, size=32, n_scales=2)
     >>> c.size, c.n_samples
     (32, 1)
+    >>> d = analyses.TextureStimuliConfig()   # the field's protocol: 12 families x 8 samples, 128 px in a 2x canvas
+    >>> len(d.families), d.n_samples, d.size, d.canvas, d.aperture
+    (12, 8, 128, 2.0, True)
     """
 
-    families: tuple[str, ...] = ("brick", "grass", "gravel", "reptile_skin", "immunohistochemistry", "flower")
-    n_samples: int = 3
-    size: int = 64
+    families: tuple[str, ...] = PROTOCOL_FAMILIES
+    n_samples: int = 8
+    size: int = 128
     crop_fraction: float = 0.5
-    n_scales: int = 3
+    n_scales: int = 4
     n_orientations: int = 4
     spatial_corr_width: int = 7
-    max_iter: int = 20
-    aperture: bool = False
+    max_iter: int = 15
+    aperture: bool = True
     aperture_ramp: float = 0.25
+    canvas: float = 2.0
+    background: float = 0.5
     degrees: float = 4.0
     seed: int = 0
+
+    @property
+    def image_size(self) -> int:
+        """Side of the whole image (stimulus plus canvas) in pixels."""
+        return canvas_size(self.size, self.canvas)
+
+    @property
+    def image_degrees(self) -> float:
+        """Visual angle of the whole image."""
+        return float(self.degrees) * self.image_size / self.size
+
+
+def canvas_size(size: int, canvas: float) -> int:
+    """Side of a canvas ``canvas`` times the stimulus side, rounded so the stimulus sits exactly at its centre."""
+    side = int(round(size * canvas))
+    return side + (side - size) % 2
 
 
 def default_cache_dir() -> Path:
@@ -167,6 +201,9 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
     if not isinstance(config, TextureStimuliConfig):
         raise TypeError(f"expected a TextureStimuliConfig, got {type(config).__name__}")
     c = config
+    if isinstance(c.families, str) or not isinstance(c.families, (tuple, list)) \
+            or not all(isinstance(f, str) for f in c.families):
+        raise ValueError(f"families must be a list of names or paths, got {c.families!r}")
     if not c.families:
         raise ValueError("families is empty: give at least one texture family source")
     for field in ("n_samples", "size", "n_scales", "n_orientations", "spatial_corr_width", "max_iter"):
@@ -177,6 +214,24 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
         raise ValueError(f"crop_fraction must lie in (0, 1], got {c.crop_fraction}")
     if not 0.0 < c.aperture_ramp <= 1.0:
         raise ValueError(f"aperture_ramp must lie in (0, 1], got {c.aperture_ramp}")
+    for field in ("crop_fraction", "aperture_ramp", "canvas", "background", "degrees"):
+        v = getattr(c, field)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise ValueError(f"{field} must be a finite number, got {v!r}")
+    if not isinstance(c.aperture, bool):
+        raise ValueError(f"aperture must be a boolean, got {c.aperture!r}")
+    if not 1.0 <= c.canvas <= 8.0:
+        raise ValueError(f"canvas must lie in [1, 8] (image side / stimulus side), got {c.canvas}")
+    if c.canvas > 1.0 and not c.aperture:
+        raise ValueError("canvas > 1 needs aperture = true: a stimulus without aperture would have a hard edge "
+                         "against the grey canvas")
+    if not 0.0 <= c.background <= 1.0:
+        raise ValueError(f"background must lie in [0, 1], got {c.background}")
+    if not isinstance(c.seed, (int, np.integer)) or isinstance(c.seed, bool) or c.seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
+    if c.size > 1024 or len(c.families) * c.n_samples > 10_000:
+        raise ValueError(f"size {c.size} (at most 1024) or families x n_samples = "
+                         f"{len(c.families) * c.n_samples} (at most 10000) too large to synthesize")
     if not (np.isfinite(c.degrees) and c.degrees > 0):
         raise ValueError(f"degrees must be positive, got {c.degrees}")
     if c.size % (2 ** c.n_scales):
@@ -370,16 +425,24 @@ def portilla_simoncelli_loss(images: np.ndarray, targets: np.ndarray, *, n_scale
         return np.array([float(loss(model(x[i:i + 1]), model(y[i:i + 1]))) for i in range(len(x))])
 
 
-def _synthesize(target: np.ndarray, c: TextureStimuliConfig, model: Any, seed_seq: np.random.SeedSequence
-                ) -> np.ndarray:
-    """One Portilla-Simoncelli texture sample of ``target`` (L-BFGS from seeded noise)."""
+def _synthesize(target: np.ndarray, c: TextureStimuliConfig, model: Any,
+                seed_seqs: list[np.random.SeedSequence]) -> np.ndarray:
+    """Portilla-Simoncelli texture samples of ``target``, one per seed, synthesized as one batch.
+
+    Each sample starts from its own seeded noise; one L-BFGS run minimises the sum of the samples' own
+    statistics mismatches (each term depends on its sample only). Returns ``(len(seed_seqs), size, size)``.
+    """
     import plenoptic as po
     import torch
 
-    tgt = torch.from_numpy(np.asarray(target, dtype=np.float32)[None, None])
-    gen = torch.Generator().manual_seed(int(seed_seq.generate_state(1, dtype=np.uint64)[0] % (2 ** 63)))
-    # Start from uniform noise with the target's mean and a small spread (plenoptic's recommended start).
-    init = (torch.rand(tgt.shape, generator=gen) - 0.5) * 0.2 + tgt.mean()
+    n = len(seed_seqs)
+    tgt = torch.from_numpy(np.asarray(target, dtype=np.float32)[None, None]).expand(n, 1, -1, -1).contiguous()
+    inits = []
+    for seq in seed_seqs:
+        gen = torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0] % (2 ** 63)))
+        # uniform noise with the target's mean and a small spread (plenoptic's recommended start)
+        inits.append((torch.rand(tgt.shape[1:], generator=gen) - 0.5) * 0.2 + tgt.mean())
+    init = torch.stack(inits)
     # plenoptic draws a tqdm bar on stderr for every synthesis; keep it out of the run's log.
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -389,7 +452,7 @@ def _synthesize(target: np.ndarray, c: TextureStimuliConfig, model: Any, seed_se
                   optimizer_kwargs=dict(max_iter=10, max_eval=10, history_size=100,
                                         line_search_fn="strong_wolfe", lr=1))
         met.synthesize(max_iter=c.max_iter, stop_criterion=0.0)
-    out = met.metamer.detach().cpu().numpy()[0, 0].astype(np.float64)
+    out = met.metamer.detach().cpu().numpy()[:, 0].astype(np.float64)
     if not np.isfinite(out).all():
         raise RuntimeError("Portilla-Simoncelli synthesis produced non-finite pixels")
     return out
@@ -409,6 +472,55 @@ def _fit_range(tex: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarr
         if dev_lo > 0:
             factor = min(factor, m / dev_lo)
     return m + factor * (tex - m), m + factor * (noise - m), factor
+
+
+def _place(img: np.ndarray, window: np.ndarray | None, c: TextureStimuliConfig) -> np.ndarray:
+    """Apply the aperture (blending into the grey background) and put the stimulus at the canvas centre."""
+    if window is None:
+        return img
+    img = c.background + window * (img - c.background)
+    side = c.image_size
+    if side == c.size:
+        return img
+    out = np.full((side, side), c.background, dtype=np.float64)
+    lo = (side - c.size) // 2
+    out[lo:lo + c.size, lo:lo + c.size] = img
+    return out
+
+
+def crop_to_stimulus(stimuli: xr.Dataset) -> xr.Dataset:
+    """The stimulus set cropped to the stimulus (the aperture's square), dropping the grey canvas around it.
+
+    Uses the ``stimulus_pixels`` attribute written by :func:`texture_stimuli`; a set without it (no canvas, or
+    another source) is returned unchanged. ``degrees`` is updated to the cropped width.
+
+    Parameters
+    ----------
+    stimuli
+        A stimulus set.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Examples
+    --------
+    >>> import numpy as np, data, analyses
+    >>> s = data.stimulus_set(np.zeros((1, 16, 16)), degrees=8.0, attrs={"stimulus_pixels": 8})
+    >>> c = analyses.crop_to_stimulus(s)
+    >>> c.image.shape, c.attrs["degrees"]
+    ((1, 8, 8), 4.0)
+    """
+    data.validate_stimuli(stimuli)
+    size = stimuli.attrs.get("stimulus_pixels")
+    side = int(stimuli.sizes["y"])
+    if size is None or int(size) >= side:
+        return stimuli
+    size = int(size)
+    lo = (side - size) // 2
+    out = stimuli.isel(y=slice(lo, lo + size), x=slice(lo, lo + size))
+    out.attrs = {**stimuli.attrs, "degrees": float(stimuli.attrs["degrees"]) * size / side}
+    return out
 
 
 def _config_key(c: TextureStimuliConfig) -> str:
@@ -454,7 +566,7 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
         per family); coords ``texture_family``, ``texture_type`` (``"texture"``/``"noise"``), ``sample``,
         ``family_kind`` (``texture``/``photo``/``file``), ``ps_loss`` (Portilla-Simoncelli statistics mismatch
         to the family source scaled by the pair's ``contrast_factor``, before the aperture) and
-        ``contrast_factor``; variable ``source_image (family, y, x)``
+        ``contrast_factor``; variable ``source_image (family, source_y, source_x)``
         with ``source_name (family)``; attrs ``degrees``, ``synthesis_seconds``, ``cache_key``, ``config``.
 
     Raises
@@ -507,10 +619,9 @@ def _make_stimuli(c: TextureStimuliConfig, key: str, progress: bool) -> xr.Datas
         name, kind, src = _source_image(fam, c)
         sources.append(src)
         source_names.append(name)
-        for s in range(c.n_samples):
-            ss = np.random.SeedSequence([c.seed, f, s])
-            synth_seq, noise_seq = ss.spawn(2)
-            tex = _synthesize(src, c, model, synth_seq)
+        seqs = [np.random.SeedSequence([c.seed, f, s]).spawn(2) for s in range(c.n_samples)]
+        texs = _synthesize(src, c, model, [synth for synth, _ in seqs])
+        for s, (tex, (_, noise_seq)) in enumerate(zip(texs, seqs)):
             noise = phase_randomize(tex, np.random.default_rng(noise_seq))
             mean = float(tex.mean())
             tex, noise, factor = _fit_range(tex, noise)
@@ -519,9 +630,9 @@ def _make_stimuli(c: TextureStimuliConfig, key: str, progress: bool) -> xr.Datas
             # the reference for the PS statistics: the source with the same contrast scaling as the pair
             targets.append(mean + factor * (src - mean))
             meta.append((name, kind, s, factor))
-            if progress:
-                print(f"texture_stimuli: {name} sample {s + 1}/{c.n_samples} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if progress:
+            print(f"texture_stimuli: family {f + 1}/{len(c.families)} {name}: {c.n_samples} samples "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     targets = np.stack(targets)
     losses_tex = portilla_simoncelli_loss(np.stack(tex_imgs), targets, n_scales=c.n_scales,
                                           n_orientations=c.n_orientations,
@@ -535,10 +646,7 @@ def _make_stimuli(c: TextureStimuliConfig, key: str, progress: bool) -> xr.Datas
             for i, (name, kind, s, factor) in enumerate(meta):
                 if name != f_name:
                     continue
-                img = imgs[i]
-                if window is not None:
-                    img = img.mean() + window * (img - img.mean())
-                images.append(img)
+                images.append(_place(imgs[i], window, c))
                 ids.append(f"{name}-{kind_label}-{s:02d}")
                 fams.append(name)
                 types.append(kind_label)
@@ -548,11 +656,12 @@ def _make_stimuli(c: TextureStimuliConfig, key: str, progress: bool) -> xr.Datas
                 factors.append(factor)
     seconds = time.perf_counter() - t0
     stim = data.stimulus_set(
-        np.clip(np.stack(images), 0.0, 1.0).astype(np.float32), stimulus_id=ids, degrees=c.degrees,
+        np.clip(np.stack(images), 0.0, 1.0).astype(np.float32), stimulus_id=ids, degrees=c.image_degrees,
         texture_family=fams, texture_type=types, sample=np.array(samples), family_kind=kinds,
         ps_loss=np.array(losses), contrast_factor=np.array(factors),
         attrs={"synthesis_seconds": float(seconds), "cache_key": key,
                "description": "Portilla-Simoncelli textures and spectrally matched noise (Freeman et al. 2013)"})
-    stim["source_image"] = (("family", "y", "x"), np.stack(sources).astype(np.float32))
+    stim["source_image"] = (("family", "source_y", "source_x"), np.stack(sources).astype(np.float32))
+    stim.attrs.update({"stimulus_degrees": float(c.degrees), "stimulus_pixels": int(c.size)})
     stim["source_name"] = (("family",), np.array(source_names))
     return stim

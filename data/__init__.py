@@ -12,7 +12,7 @@ from ._config import config_from_dict, load_toml, update_config
 from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
-from ._record import record, stimuli_to_tensor
+from ._record import center_index, record, stimuli_to_tensor
 
 __all__ = [
     # assemblies and stimulus sets
@@ -39,6 +39,7 @@ __all__ = [
     "sample_patches",
     # models
     "record",
+    "center_index",
     "stimuli_to_tensor",
     # torch.distributed (torchrun) helpers shared by the trainers
     "init_distributed",

@@ -10,9 +10,58 @@ import xarray as xr
 
 from ._assembly import assembly, validate_stimuli
 
-__all__ = ["record", "stimuli_to_tensor"]
+__all__ = ["record", "stimuli_to_tensor", "center_index"]
 
-_POOLS = (None, "mean", "max")
+_POOLS = (None, "mean", "max", "center")
+
+
+def center_index(side: int, image_side: int, receptive_field: tuple[int, int] | None = None) -> tuple[int, float]:
+    """Index of the unit whose receptive field is centred on the image, and its centre's offset in pixels.
+
+    For a layer of unpadded ("valid") convolutions and poolings, unit ``i`` covers input pixels
+    ``[i * stride, i * stride + size)``, so its centre lies at ``(size - 1) / 2 + i * stride``; the unit chosen is
+    the one whose centre is nearest the image centre ``(image_side - 1) / 2``. Without a receptive field the
+    middle unit of the map is taken, which needs an odd map side.
+
+    Parameters
+    ----------
+    side
+        Side of the layer's feature map.
+    image_side
+        Side of the input image in pixels.
+    receptive_field
+        ``(size, stride)`` of the layer's units in input pixels (e.g. ``lcl.V1V2.rf(stage)``), or ``None``.
+
+    Returns
+    -------
+    tuple of (int, float)
+        The index along one axis and the signed offset (unit centre minus image centre) in input pixels
+        (``nan`` without a receptive field).
+
+    Raises
+    ------
+    ValueError
+        If the map side is even and no receptive field is given, or the receptive field does not fit the image.
+
+    Examples
+    --------
+    >>> import data
+    >>> data.center_index(side=5, image_side=13, receptive_field=(5, 2))   # centres at 2, 4, 6, 8, 10
+    (2, 0.0)
+    >>> data.center_index(side=7, image_side=20)
+    (3, nan)
+    """
+    if receptive_field is None:
+        if side % 2 == 0:
+            raise ValueError(f"a {side}-unit feature map has no middle unit; give the layer's receptive field "
+                             "(size, stride) to pick the unit centred on the image")
+        return side // 2, float("nan")
+    size, stride = (int(v) for v in receptive_field)
+    if size < 1 or stride < 1 or size > image_side:
+        raise ValueError(f"receptive field (size={size}, stride={stride}) does not fit a {image_side}-px image")
+    target = ((image_side - 1) / 2 - (size - 1) / 2) / stride
+    i = int(min(max(np.floor(target + 0.5), 0), side - 1))
+    return i, float((size - 1) / 2 + i * stride - (image_side - 1) / 2)
 
 
 def stimuli_to_tensor(stimuli: xr.Dataset, channels: int | None = None) -> Any:
@@ -48,7 +97,8 @@ def stimuli_to_tensor(stimuli: xr.Dataset, channels: int | None = None) -> Any:
     return t.contiguous()
 
 
-def _flatten(out: Any, pool: str | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _flatten(out: Any, pool: str | None, image_side: int = 0, receptive_field: tuple[int, int] | None = None
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(batch, ...) activations -> (batch, neuroids) plus per-neuroid coordinate arrays."""
     import torch
 
@@ -57,7 +107,14 @@ def _flatten(out: Any, pool: str | None) -> tuple[np.ndarray, dict[str, np.ndarr
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"a recorded module returned {type(out).__name__}, not a tensor")
     out = out.detach().float()
-    if out.ndim == 4 and pool is not None:
+    extra: dict[str, np.ndarray] = {}
+    if out.ndim == 4 and pool == "center":
+        iy, off_y = center_index(out.shape[2], image_side, receptive_field)
+        ix, off_x = center_index(out.shape[3], image_side, receptive_field)
+        out = out[:, :, iy, ix]
+        n = out.shape[1]
+        extra = {"y": np.full(n, iy), "x": np.full(n, ix), "center_offset_px": np.full(n, max(abs(off_y), abs(off_x)))}
+    elif out.ndim == 4 and pool is not None:
         out = out.mean(dim=(2, 3)) if pool == "mean" else out.amax(dim=(2, 3))
     b = out.shape[0]
     if out.ndim == 4:
@@ -65,7 +122,7 @@ def _flatten(out: Any, pool: str | None) -> tuple[np.ndarray, dict[str, np.ndarr
         cc, yy, xx = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
         coords = {"channel": cc.ravel(), "y": yy.ravel(), "x": xx.ravel()}
     elif out.ndim == 2:
-        coords = {"channel": np.arange(out.shape[1])}
+        coords = {"channel": np.arange(out.shape[1]), **extra}
     else:
         n = int(np.prod(out.shape[1:]))
         coords = {"channel": np.arange(n)}
@@ -81,6 +138,7 @@ def record(
     pool: str | None = None,
     channels: int | None = None,
     regions: Mapping[str, str] | None = None,
+    receptive_fields: Mapping[str, tuple[int, int]] | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> dict[str, xr.DataArray]:
@@ -100,11 +158,17 @@ def record(
     batch_size
         Images per forward pass.
     pool
-        ``None`` (keep positions), ``"mean"`` or ``"max"`` over space.
+        ``None`` (keep positions), ``"mean"`` or ``"max"`` over space, or ``"center"``: one unit per channel, the
+        one whose receptive field is centred on the image (Brain-Score's single-unit read-out; see
+        :func:`center_index`); its position is kept in ``y``, ``x`` and the distance of its receptive-field centre
+        from the image centre in ``center_offset_px``.
     channels
         Repeat grayscale images to this many input channels (see :func:`stimuli_to_tensor`).
     regions
         Optional ``layer -> region`` labels (e.g. ``{"stage1": "V1"}``) stored in the ``region`` coordinate.
+    receptive_fields
+        ``layer -> (size, stride)`` in input pixels, used by ``pool="center"`` (without it the middle unit of an
+        odd-sided map is taken). Layers must be unpadded for the centre to be exact.
     device
         Torch device to run on (default: the model's).
     progress
@@ -147,8 +211,17 @@ def record(
         raise ValueError(f"unknown layer(s) {missing}; the model's modules are {valid[:50]}")
     if pool not in _POOLS:
         raise ValueError(f"pool must be one of {_POOLS}, got {pool!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    receptive_fields = dict(receptive_fields or {})
+    unknown_rf = sorted(set(receptive_fields) - set(layers))
+    if unknown_rf:
+        raise ValueError(f"receptive_fields names layer(s) {unknown_rf} that are not recorded")
+    if receptive_fields and pool != "center":
+        raise ValueError("receptive_fields is used by pool='center' only")
+    image_side = int(stimuli.sizes["y"]) if "y" in stimuli.sizes else 0
+    if pool == "center" and "x" in stimuli.sizes and stimuli.sizes["x"] != image_side:
+        raise ValueError(f"pool='center' needs square images, got {image_side} x {stimuli.sizes['x']}")
 
     images = stimuli_to_tensor(stimuli, channels)
     if device is None:
@@ -175,7 +248,7 @@ def record(
                 for name in layers:
                     if name not in current:
                         raise RuntimeError(f"module {name!r} was not called in the forward pass")
-                    flat, c = _flatten(current[name], pool)
+                    flat, c = _flatten(current[name], pool, image_side, receptive_fields.get(name))
                     chunks[name].append(flat)
                     coords.setdefault(name, c)
     finally:
@@ -192,7 +265,7 @@ def record(
         values = np.concatenate(chunks[name], axis=0)
         c = coords[name]
         parts = [np.char.add(f"{name}.", c["channel"].astype(str))]
-        if "y" in c:
+        if "y" in c and pool != "center":
             parts.append(np.char.add(".", c["y"].astype(str)))
             parts.append(np.char.add(".", c["x"].astype(str)))
         ids = parts[0]

@@ -48,6 +48,10 @@ class StageConfig:
     init_scale
         Multiplies PyTorch's default (Kaiming-uniform) initialisation of the convolution weights. A small initial
         scale lets the learned structure dominate the random start quickly (our choice).
+    exponent
+        Output nonlinearity of the pooling: ``(blur(relu(conv)^2) + eps)^(exponent / 2)``. 1 is the amplitude
+        (``sqrt``, a compressive, degree-1 output: complex cells), 2 the energy (an expansive, degree-2 output),
+        any positive number in between or beyond.
 
     Examples
     --------
@@ -69,6 +73,7 @@ class StageConfig:
     norm_sigma: float = 0.1
     bias: bool = False
     init_scale: float = 0.1
+    exponent: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("channels", "kernel", "pool", "downsample_kernel", "stride"):
@@ -87,6 +92,10 @@ class StageConfig:
             raise ValueError(f"StageConfig.init_scale must be a positive number, got {self.init_scale!r}")
         if not (isinstance(self.norm_sigma, (int, float)) and self.norm_sigma > 0):
             raise ValueError(f"StageConfig.norm_sigma must be positive, got {self.norm_sigma!r}")
+        if isinstance(self.exponent, bool) or not isinstance(self.exponent, (int, float)) \
+                or not 0 < self.exponent <= 4:
+            raise ValueError(f"StageConfig.exponent must be a number in (0, 4] (1 = amplitude, 2 = energy), "
+                             f"got {self.exponent!r}")
 
 
 def _default_stage2() -> StageConfig:
@@ -185,19 +194,24 @@ class Whiten(nn.Module):
 
 
 class L2Pool(nn.Module):
-    """Complex-cell pooling ``sqrt(blur(x^2) + eps)`` with a fixed binomial window (stride 1, no padding)."""
+    """Complex-cell pooling ``(blur(x^2) + eps)^(exponent / 2)`` with a fixed binomial window (stride 1, no
+    padding); ``exponent = 1`` is the L2 amplitude ``sqrt(blur(x^2) + eps)``, 2 the energy."""
 
-    def __init__(self, channels: int, size: int, eps: float = 1e-6):
+    def __init__(self, channels: int, size: int, eps: float = 1e-6, exponent: float = 1.0):
         super().__init__()
-        self.size, self.eps, self.channels = size, eps, channels
+        self.size, self.eps, self.channels, self.exponent = size, eps, channels, float(exponent)
         k = _binomial(size)
         self.register_buffer("kernel", torch.outer(k, k).float().expand(channels, 1, size, size).clone(),
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.size == 1:
-            return torch.sqrt(x * x + self.eps)
-        return torch.sqrt(F.conv2d(x * x, self.kernel.to(x.dtype), groups=self.channels) + self.eps)
+        energy = x * x if self.size == 1 else F.conv2d(x * x, self.kernel.to(x.dtype), groups=self.channels)
+        energy = energy + self.eps
+        if self.exponent == 1.0:
+            return torch.sqrt(energy)
+        if self.exponent == 2.0:
+            return energy
+        return energy.pow(0.5 * self.exponent)
 
 
 class BlurDownsample(nn.Module):
@@ -265,7 +279,7 @@ class Stage(nn.Module):
         with torch.no_grad():
             self.conv.weight.mul_(config.init_scale)
         self.rectify = nn.ReLU()
-        self.pool = L2Pool(c, config.pool)
+        self.pool = L2Pool(c, config.pool, exponent=config.exponent)
         self.downsample = BlurDownsample(c, config.downsample_kernel, config.stride)
         self.norm = DivisiveNorm(c, config.norm_sigma) if config.divisive_norm else nn.Identity()
 
@@ -293,6 +307,25 @@ class Stage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.downsample(self.pool(self.rectify(self.conv(self.whiten(x))))))
+
+    def silent_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Which channels are silent on the inputs ``x``: boolean ``(channels,)``.
+
+        A channel is silent when its rectified response ``relu(conv)`` is zero at every position of every input
+        (its output is then the constant floor of the pooling, and no gradient reaches its weights).
+
+        Examples
+        --------
+        >>> import torch, lcl
+        >>> s = lcl.Stage(1, lcl.StageConfig(channels=2, kernel=3, bias=True))
+        >>> with torch.no_grad():
+        ...     _ = s.conv.weight.zero_(); _ = s.conv.bias.copy_(torch.tensor([1.0, -1.0]))
+        >>> s.silent_channels(torch.rand(4, 1, 16, 16)).tolist()
+        [False, True]
+        """
+        with torch.no_grad():
+            pre = self.conv(self.whiten(x))
+            return pre.amax(dim=(0, 2, 3)) <= 0
 
 
 class V1V2(nn.Module):
