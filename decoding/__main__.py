@@ -19,6 +19,10 @@ A TOML file overrides preset fields per section, e.g.::
     epochs = 20
     [data]
     test_sources = ["camera", "moon"]
+
+Bad input (an unknown or ill-typed config key, an out-of-range value, a missing or unreadable config, results
+file or checkpoint, a bad ``--device``) is reported before any work as one line ``error: ...`` on stderr, exit
+status 2; ``--debug`` shows the full traceback instead. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,12 +42,72 @@ from ._plot import plot_reconstructions
 from ._study import load_results, run_study, summary_table
 
 
+_DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
+_ENHANCER_FILE = "enhancer.pt"
+
+
+class _UsageError(Exception):
+    """Bad input, reported in one line (exit status 2) before any heavy work."""
+
+
+# What reading a config or results file can raise on bad input (tomllib.TOMLDecodeError is a ValueError,
+# FileNotFoundError an OSError; data.load turns an unreadable file into a ValueError naming it).
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing or unknown key {exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__  # one line
+
+
+def _check_device(device: str) -> None:
+    """Raise _UsageError unless ``device`` names a torch device of this machine (cpu, cuda[:N], mps)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise _UsageError(f"--device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _UsageError(f"--device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise _UsageError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise _UsageError(f"--device {device!r} requested but MPS is not available")
+    elif dev.type != "cpu":
+        raise _UsageError(f"--device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Raise _UsageError naming ``path`` if the enhancer checkpoint cannot be read (truncated, say)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever unpickling this file raises, the fault is the file's
+        raise _UsageError(f"cannot read the checkpoint {path} (truncated or not a torch file?): "
+                          f"{type(exc).__name__}: {_message(exc)}") from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise _UsageError(f"{path} is not an enhancer checkpoint (no 'model' entry)")
+
+
+def _load_results(path: Path) -> Any:
+    try:
+        return load_results(path)
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(_message(exc)) from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m decoding",
                                 description="Decode natural images from simulated retinal spikes.")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    # --debug after the command too; SUPPRESS keeps the subcommand from resetting a --debug given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="simulate, fit the decoders, train the enhancer, evaluate, plot "
-                                     "(also under torchrun: distributed enhancer training)")
+    run = sub.add_parser("run", parents=[common],
+                         help="simulate, fit the decoders, train the enhancer, evaluate, plot "
+                              "(also under torchrun: distributed enhancer training)")
     run.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="base configuration (default demo)")
     run.add_argument("--config", type=Path, help="TOML file overriding preset fields, by section")
     run.add_argument("--out", type=Path, required=True, help="output folder (results.nc, enhancer.pt, figures)")
@@ -50,43 +115,67 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    plot = sub.add_parser("plot", help="figure from a results file")
+    plot = sub.add_parser("plot", parents=[common], help="figure from a results file")
     plot.add_argument("results", type=Path)
     plot.add_argument("--out", type=Path, help="figure path without suffix (default: next to the results)")
-    summ = sub.add_parser("summary", help="print the metrics table of a results file")
+    summ = sub.add_parser("summary", parents=[common], help="print the metrics table of a results file")
     summ.add_argument("results", type=Path)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "run":
+def _run(args: argparse.Namespace) -> int:
+    try:
         overrides = data.load_toml(args.config) if args.config else {}
         config = default_config(args.preset, **overrides)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        rank, world = data.init_distributed(args.device)  # under torchrun: join the process group
-        try:
-            results = run_study(config, out_dir=args.out, resume=args.resume, device=args.device,
-                                progress=not args.quiet)
-        finally:
-            if world > 1:
-                torch.distributed.destroy_process_group()
-        if rank != 0:
-            return 0
-        figs = plot_reconstructions(results, args.out / "reconstructions")
-        print(summary_table(results))
-        print(f"test photographs: {', '.join(json.loads(results.attrs['test_sources']))}")
-        print(f"wall seconds: {results.attrs['seconds']}")
-        print(f"CPU seconds (all threads): {results.attrs['cpu_seconds']}")
-        print(f"wrote {args.out / 'results.nc'}, {args.out / 'enhancer.pt'}, " + ", ".join(map(str, figs)))
-    elif args.command == "plot":
-        out = args.out or args.results.with_name("reconstructions")
-        print("wrote " + ", ".join(map(str, plot_reconstructions(load_results(args.results), out))))
-    else:
-        print(summary_table(load_results(args.results)))
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(_message(exc)) from exc
+    _check_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise _UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.resume and (args.out / _ENHANCER_FILE).is_file():  # truncated or foreign: one line naming it, now
+        _check_checkpoint(args.out / _ENHANCER_FILE)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world = data.init_distributed(args.device)  # under torchrun: join the process group
+    try:
+        results = run_study(config, out_dir=args.out, resume=args.resume, device=args.device,
+                            progress=not args.quiet)
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
+    figs = plot_reconstructions(results, args.out / "reconstructions")
+    print(summary_table(results))
+    print(f"test photographs: {', '.join(json.loads(results.attrs['test_sources']))}")
+    print(f"wall seconds: {results.attrs['seconds']}")
+    print(f"CPU seconds (all threads): {results.attrs['cpu_seconds']}")
+    print(f"wrote {args.out / 'results.nc'}, {args.out / _ENHANCER_FILE}, " + ", ".join(map(str, figs)))
     return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    results = _load_results(args.results)
+    out = args.out or args.results.with_name("reconstructions")
+    print("wrote " + ", ".join(map(str, plot_reconstructions(results, out))))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    print(summary_table(_load_results(args.results)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _run, "plot": _plot, "summary": _summary}[args.command](args)
+    except _UsageError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 Under ``torchrun --nproc_per_node=N -m lcl train ...`` every process joins the process group (gloo on CPU, NCCL on
 GPU) and trains with DistributedDataParallel; only rank 0 writes files.
+
+Bad input (an unknown or ill-typed config key, an out-of-range value, a missing or unreadable config file or
+checkpoint, a bad ``--device``) is reported before any work as one line ``error: ...`` on stderr, exit status 2;
+``--debug`` shows the full traceback instead. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,13 +15,21 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+_DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lcl", description="Layerwise complexity-matched learning (LCL).")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    # --debug after the command too; SUPPRESS keeps the subcommand from resetting a --debug given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train the V1/V2 stages (layerwise, or an ablation set in the config)")
+    t = sub.add_parser("train", parents=[common],
+                       help="train the V1/V2 stages (layerwise, or an ablation set in the config)")
     t.add_argument("--config", type=Path, help="TOML file ([model], [deform], [optim], [train], [data]); "
                    "default: the built-in defaults")
     t.add_argument("--demo", action="store_true", help="start from the small demo config instead of the defaults")
@@ -27,12 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--figure", action="store_true", help="also draw the stage-1 filters into OUT/filters.png/.pdf")
 
-    f = sub.add_parser("filters", help="figure of the stage-1 filters of a trained model (PNG + PDF)")
+    f = sub.add_parser("filters", parents=[common],
+                       help="figure of the stage-1 filters of a trained model (PNG + PDF)")
     f.add_argument("run", type=Path, help="run folder, model.pt or checkpoint.pt")
     f.add_argument("--out", type=Path, help="figure path without suffix (default: RUN/filters)")
 
-    v = sub.add_parser("v2net", help="LCL-V2Net: recognition back ends on the frozen front end vs pixels, "
-                       "evaluated under corruptions")
+    v = sub.add_parser("v2net", parents=[common],
+                       help="LCL-V2Net: recognition back ends on the frozen front end vs pixels, "
+                            "evaluated under corruptions")
     v.add_argument("run", type=Path, help="trained LCL run folder or model.pt")
     v.add_argument("--config", type=Path, help="TOML file with [backend] and [recognition] tables")
     v.add_argument("--demo", action="store_true", help="small demo recognition config")
@@ -43,6 +57,62 @@ def _parser() -> argparse.ArgumentParser:
 
 class _UsageError(Exception):
     """A bad config or path, reported in one line (exit status 2) before any heavy work."""
+
+
+# What reading a config can raise on bad input (tomllib.TOMLDecodeError is a ValueError, FileNotFoundError an
+# OSError); KeyError is reported with the key it names.
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing or unknown key {exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__  # one line
+
+
+def _check_device(device: str, what: str = "device") -> None:
+    """Raise _UsageError unless ``device`` names a torch device of this machine (cpu, cuda[:N], mps)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise _UsageError(f"{what} {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _UsageError(f"{what} {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise _UsageError(f"{what} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise _UsageError(f"{what} {device!r} requested but MPS is not available")
+    elif dev.type != "cpu":
+        raise _UsageError(f"{what} {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+
+
+def _checkpoint_file(run: Path) -> Path:
+    """The file ``lcl.load_checkpoint(run)`` reads (a folder means its model.pt, else its checkpoint.pt)."""
+    from ._train import CHECKPOINT, MODEL_FILE
+
+    if run.is_dir():
+        return run / MODEL_FILE if (run / MODEL_FILE).is_file() else run / CHECKPOINT
+    return run
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load an LCL checkpoint, turning a missing, truncated or foreign file into a _UsageError naming it."""
+    import torch
+
+    if not path.is_file():
+        raise _UsageError(f"no LCL checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - whatever unpickling this file raises, the fault is the file's
+        raise _UsageError(f"cannot read the checkpoint {path} (truncated or not a torch file?): "
+                          f"{type(exc).__name__}: {_message(exc)}") from exc
+    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
+        raise _UsageError(f"{path} is not an LCL checkpoint (it needs 'config' and 'model' entries)")
+    return state
 
 
 def _train_config(args: argparse.Namespace):
@@ -71,14 +141,19 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         config = _train_config(args)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _UsageError(str(exc)) from exc
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(_message(exc)) from exc
+    _check_device(config.train.device, "train.device")
+    from ._train import CHECKPOINT
+
+    if args.resume and (args.out / CHECKPOINT).is_file():  # truncated or foreign: one line naming it, before work
+        _read_checkpoint(args.out / CHECKPOINT)
     rank, world = lcl.init_distributed(config.train.device)  # under torchrun: join the process group
     try:
         try:
             trainer = lcl.Trainer(config, args.out, resume=args.resume)
         except (ValueError, FileNotFoundError) as exc:
-            raise _UsageError(str(exc)) from exc
+            raise _UsageError(_message(exc)) from exc
         model = trainer.run()
     finally:
         if world > 1:
@@ -96,10 +171,11 @@ def _train(args: argparse.Namespace) -> int:
 def _filters(args: argparse.Namespace) -> int:
     import lcl
 
+    _read_checkpoint(_checkpoint_file(args.run))
     try:
         model = lcl.load_model(args.run)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _UsageError(str(exc)) from exc
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
     target = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "filters")
     for path in lcl.plot_filters(model, target):
         print(path)
@@ -109,13 +185,20 @@ def _filters(args: argparse.Namespace) -> int:
 def _v2net(args: argparse.Namespace) -> int:
     import lcl
 
+    if args.device:
+        _check_device(args.device, "--device")
     try:
-        front = lcl.load_model(args.run)
         backend, recognition = lcl.load_recognition_config(args.config, demo=args.demo)
         if args.device:
             recognition = dataclasses.replace(recognition, device=args.device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _UsageError(str(exc)) from exc
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(_message(exc)) from exc
+    _check_device(recognition.device, "recognition.device")
+    _read_checkpoint(_checkpoint_file(args.run))
+    try:
+        front = lcl.load_model(args.run)
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
     out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
     results = lcl.corruption_benchmark(front, backend, recognition, out)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
@@ -123,10 +206,13 @@ def _v2net(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "filters": _filters, "v2net": _v2net}[args.command](args)
     except _UsageError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
