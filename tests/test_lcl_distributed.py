@@ -84,6 +84,8 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(tmp_path
     log = (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
     assert len(log) == 6
     losses_ddp = [__import__("json").loads(line)["loss"] for line in log]
+    # training trajectories: no bound from the reductions' size (rounding differences carried through Adam steps);
+    # empirical (measured: loss 4.2e-7 absolute, weights 7e-5 of their movement -- margins of 25x and more)
     assert np.allclose(losses_ddp, [r["loss"] for r in single.log], rtol=1e-4, atol=1e-6)
 
 
@@ -107,7 +109,7 @@ def test_killed_distributed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     resumed = _torchrun(2, cfg, out, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     a, b = _weights(tmp_path / "full"), _weights(out)
-    for k in a:
+    for k in a:  # exact: the same processes replay the same float operations in the same order on one machine
         assert torch.equal(a[k], b[k]), k
 
 
