@@ -137,7 +137,11 @@ def _color(region: str, k: int) -> str:
 
 
 def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[Path]:
-    """Figure: texture modulation per region (mean +/- s.e.m.) and the per-unit indices, from saved results.
+    """Figure at journal single-column width (3.5 in): texture modulation per representation and region.
+
+    One row per (label, region): the mean index of the responsive units with its 95 % bootstrap interval, the
+    median (open mark), and at the right the number of responsive units out of all units. Drawn from saved
+    results (re-plot without recomputing).
 
     Parameters
     ----------
@@ -171,47 +175,39 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
 
     res = _results(results, "texture_modulation")
     for label, ds in res.items():
-        _require(ds, ("modulation", "region_mean", "region_sem", "region_family_mean"), label, "texture_modulation")
-    labels = list(res)
+        _require(ds, ("modulation", "region_mean", "region_family_mean"), label, "texture_modulation")
+    rows = []
+    for label, ds in res.items():
+        for reg in (str(r) for r in ds["region"].values):
+            r = ds.sel(region=reg)
+            get = (lambda k, r=r: float(r[k]) if k in r else float("nan"))
+            name = label if len(ds["region"]) == 1 or reg == label else f"{label} {reg}"
+            rows.append((name, reg, get("region_mean"), get("region_ci_low"), get("region_ci_high"),
+                         get("region_median"), int(get("n_responsive")) if "n_responsive" in r else None,
+                         int(get("n_units")) if "n_units" in r else None))
+    seen: dict[str, int] = {}
     with figure_style():
-        fig = Figure(figsize=(max(6.5, 1.6 + 1.2 * len(labels) * 2), 3.2))
-        ax_bar, ax_units = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
-        seen: dict[str, int] = {}
-        x0 = 0.0
-        ticks, ticklabels = [], []
-        for label in labels:
-            ds = res[label]
-            regions = [str(r) for r in ds["region"].values]
-            width = 0.8 / max(len(regions), 1)
-            for j, reg in enumerate(regions):
-                first = reg not in seen
-                k = seen.setdefault(reg, len(seen))
-                x = x0 + (j - (len(regions) - 1) / 2) * width
-                m = float(ds["region_mean"].sel(region=reg))
-                e = float(ds["region_sem"].sel(region=reg))
-                ax_bar.bar(x, m, width * 0.9, yerr=0 if np.isnan(e) else e, color=_color(reg, k),
-                           label=reg if first else None, capsize=2)
-                unit_region = ds["unit_region"].values.astype(str) if "unit_region" in ds.coords \
-                    else np.array(["all"] * ds.sizes["neuroid"])
-                vals = np.asarray(ds["modulation"].values)[unit_region == reg]
-                vals = vals[np.isfinite(vals)]
-                jitter = np.random.default_rng(0).uniform(-width * 0.3, width * 0.3, len(vals))
-                ax_units.scatter(x + jitter, vals, s=5, alpha=0.5, color=_color(reg, k), linewidths=0)
-                ax_units.plot([x - width * 0.4, x + width * 0.4], [m, m], color="black", lw=1.5)
-            ticks.append(x0)
-            ticklabels.append(label)
-            x0 += 1.0
-        for ax in (ax_bar, ax_units):
-            ax.axhline(0, color="0.5", lw=0.8)
-            ax.set_xticks(ticks)
-            ax.set_xticklabels(ticklabels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3
-                               else "center")
-        ax_bar.set_ylabel("texture modulation index\n(mean over units $\\pm$ s.e.m.)")
-        ax_units.set_ylabel("unit modulation index")
-        ax_bar.set_title("Texture vs. spectrally matched noise")
-        ax_units.set_title("Units (line: mean)")
-        ax_bar.legend(title="region")
-        fig.tight_layout()
+        fig = Figure(figsize=(3.5, 0.75 + 0.19 * len(rows)))
+        ax = fig.subplots()
+        y = np.arange(len(rows))[::-1]
+        for yi, (name, reg, m, lo, hi, med, n_resp, n_all) in zip(y, rows):
+            k = seen.setdefault(reg, len(seen))
+            c = _color(reg, k)
+            if np.isfinite(lo):
+                ax.plot([lo, hi], [yi, yi], color=c, lw=1.6, solid_capstyle="butt")
+            ax.plot(m, yi, "o", color=c, ms=4)
+            if np.isfinite(med):
+                ax.plot(med, yi, "|", color="black", ms=6, mew=0.9)
+            if n_resp is not None:
+                ax.annotate(f"{n_resp}/{n_all}", (1.0, yi), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                            textcoords="offset points", va="center", fontsize=6, color="0.35")
+        ax.axvline(0, color="0.6", lw=0.7)
+        ax.set_yticks(y, [r[0] for r in rows], fontsize=7)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_xlabel("texture modulation index (texture vs. noise)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title("mean, 95 % CI, median ($|$); responsive / all units", fontsize=7, loc="left")
+        fig.tight_layout(pad=0.4)
         return save_figure(fig, path_stem)
 
 

@@ -483,8 +483,8 @@ def step_train(config: PipelineConfig, name: str, out: str) -> str:
     if MODELS[name] is None:
         import torch
 
-        torch.manual_seed(config.lcl.train.seed)
-        model = lcl.V1V2(config.lcl.model)
+        # the weights training starts from, with the same data-driven input centring as a trained stage
+        model = lcl.Trainer(config.lcl).center_inputs()
         with data.atomic_write(model_file) as tmp:
             torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config.lcl),
                         "provenance": data.provenance(config.lcl, config.lcl.train.seed)}, tmp)
@@ -918,10 +918,21 @@ def write_report(results_dir: str | os.PathLike) -> Path:
             ds = data.load(path)
             for region in ds["region"].values.tolist():
                 r = ds.sel(region=region)
-                rows.append([label, str(region), f"{float(r['region_mean']):+.3f}"
-                             if "region_mean" in r else "-"])
+                ci = (f" [{float(r['region_ci_low']):+.3f}, {float(r['region_ci_high']):+.3f}]"
+                      if "region_ci_low" in r and np.isfinite(float(r["region_ci_low"])) else "")
+                rows.append([label, str(region), f"{float(r['region_mean']):+.3f}{ci}",
+                             f"{float(r['region_median']):+.3f}",
+                             f"{float(r['region_frac_positive']):.2f}" if "region_frac_positive" in r else "-",
+                             f"{int(r['n_responsive'])}/{int(r['n_units'])}" if "n_units" in r else "-"])
+        m = cfg["config"].get("modulation", {})
         parts += ["## Texture modulation (Freeman et al. 2013)", "",
-                  _table(rows, ["representation", "region", "mean modulation index"]), ""]
+                  f"Index (R_texture - R_noise) / (R_texture + R_noise) per unit, averaged over families. Model units: "
+                  f"one per channel, read-out `{m.get('readout', 'center')}` (`center`: the unit whose receptive "
+                  "field is centred on the stimulus). Only responsive units enter (peak at least "
+                  f"{m.get('min_peak', 0.01)} of the region's largest and responses varying by at least "
+                  f"{m.get('min_range', 0.01)} of the unit's peak); interval: 95 % bootstrap over units.", "",
+                  _table(rows, ["representation", "region", "mean [95 % CI]", "median", "fraction > 0",
+                                "responsive / units"]), ""]
     pred = _labels(res, "predictivity")
     if pred:
         rows = []

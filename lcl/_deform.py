@@ -39,6 +39,9 @@ class DeformConfig:
         The stage whose receptive field sets the pixels under ``matching="fixed"`` (1 or 2).
     padding
         ``grid_sample`` padding mode for samples falling outside the patch.
+    stage_scale
+        Multiplies the amplitude of stage 1 and of stage 2 (default ``(1, 1)``): a sweep of the stage-2 value
+        (e.g. 0.5, 1, 2, 4) turns the effect of complexity matching into a curve.
 
     Examples
     --------
@@ -48,6 +51,8 @@ class DeformConfig:
     (3.1, 15.5)
     >>> lcl.DeformConfig(amplitude=0.1, matching="fixed").pixels(rf_sizes=(13, 31), stage=2)
     (1.3, 6.5)
+    >>> lcl.DeformConfig(amplitude=0.1, stage_scale=(1.0, 2.0)).pixels(rf_sizes=(13, 31), stage=2)
+    (6.2, 15.5)
     >>> lcl.DeformConfig(amplitude=-1)
     Traceback (most recent call last):
     ...
@@ -59,8 +64,14 @@ class DeformConfig:
     matching: str = "rf"
     reference_stage: int = 1
     padding: str = "reflection"
+    stage_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stage_scale, (tuple, list)) or len(self.stage_scale) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in self.stage_scale):
+            raise ValueError(f"DeformConfig.stage_scale must be two finite numbers >= 0, got {self.stage_scale!r}")
+        object.__setattr__(self, "stage_scale", tuple(float(v) for v in self.stage_scale))
         if isinstance(self.amplitude, bool) or not isinstance(self.amplitude, (int, float)) \
                 or not math.isfinite(self.amplitude) or self.amplitude < 0:
             raise ValueError(f"DeformConfig.amplitude must be a finite number >= 0, got {self.amplitude!r}")
@@ -79,7 +90,7 @@ class DeformConfig:
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
         rf = rf_sizes[(stage if self.matching == "rf" else self.reference_stage) - 1]
-        return float(self.amplitude * rf), float(self.smoothness * rf)
+        return float(self.amplitude * self.stage_scale[stage - 1] * rf), float(self.smoothness * rf)
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> torch.Tensor:

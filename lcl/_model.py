@@ -48,6 +48,13 @@ class StageConfig:
     init_scale
         Multiplies PyTorch's default (Kaiming-uniform) initialisation of the convolution weights. A small initial
         scale lets the learned structure dominate the random start quickly (our choice).
+    center_input
+        Subtract a fixed per-channel mean from the stage's input before the convolution (a buffer
+        ``input_mean``, estimated from training patches when the stage starts training: see
+        :meth:`Stage.set_input_mean`). A stage fed by rectified, all-positive responses otherwise sees a large
+        common offset, and a filter whose weights sum below zero never crosses threshold: it goes silent for good
+        (no gradient reaches it). With a centred input and no bias, ``conv`` has zero mean over the training
+        data for any weights, so a channel can only be silent if its weights are all zero.
     exponent
         Output nonlinearity of the pooling: ``(blur(relu(conv)^2) + eps)^(exponent / 2)``. 1 is the amplitude
         (``sqrt``, a compressive, degree-1 output: complex cells), 2 the energy (an expansive, degree-2 output),
@@ -73,6 +80,7 @@ class StageConfig:
     norm_sigma: float = 0.1
     bias: bool = False
     init_scale: float = 0.1
+    center_input: bool = False
     exponent: float = 1.0
 
     def __post_init__(self) -> None:
@@ -85,8 +93,9 @@ class StageConfig:
                 f"StageConfig.downsample_kernel ({self.downsample_kernel}) must be at least the stride "
                 f"({self.stride}), or subsampling would skip pixels"
             )
-        if not isinstance(self.divisive_norm, bool) or not isinstance(self.bias, bool):
-            raise ValueError("StageConfig.divisive_norm and StageConfig.bias must be booleans")
+        for name in ("divisive_norm", "bias", "center_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"StageConfig.{name} must be a boolean, got {getattr(self, name)!r}")
         if isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float)) \
                 or not self.init_scale > 0:
             raise ValueError(f"StageConfig.init_scale must be a positive number, got {self.init_scale!r}")
@@ -99,7 +108,7 @@ class StageConfig:
 
 
 def _default_stage2() -> StageConfig:
-    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2, bias=True)
+    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2, center_input=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +126,8 @@ class ModelConfig:
     stage1
         The V1 stage (default: 64 filters 9x9, L2 pooling 3, blur-downsampling 4 with stride 2).
     stage2
-        The V2 stage (default: 128 filters 5x5, L2 pooling 3, blur-downsampling 4 with stride 2).
+        The V2 stage (default: 128 filters 5x5 on the centred stage-1 output, no bias, L2 pooling 3,
+        blur-downsampling 4 with stride 2).
 
     Examples
     --------
@@ -275,6 +285,8 @@ class Stage(nn.Module):
         self.whiten_size = whiten
         c = config.channels
         self.whiten = Whiten(in_channels, whiten) if whiten else nn.Identity()
+        if config.center_input:
+            self.register_buffer("input_mean", torch.zeros(in_channels))
         self.conv = nn.Conv2d(in_channels, c, config.kernel, bias=config.bias)
         with torch.no_grad():
             self.conv.weight.mul_(config.init_scale)
@@ -305,8 +317,33 @@ class Stage(nn.Module):
             size = (size - kernel) // stride + 1
         return size
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.whiten(x)
+        if self.config.center_input:
+            x = x - self.input_mean.to(x.dtype).view(1, -1, 1, 1)
+        return x
+
+    def set_input_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Set ``input_mean`` to the per-channel mean of the inputs ``x`` (batch, channel, y, x); return it.
+
+        Only for stages with ``center_input``; the trainer calls it when the stage starts training.
+
+        Examples
+        --------
+        >>> import torch, lcl
+        >>> s = lcl.Stage(2, lcl.StageConfig(channels=3, kernel=3, center_input=True))
+        >>> s.set_input_mean(torch.ones(4, 2, 8, 8) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)).tolist()
+        [1.0, 3.0]
+        """
+        if not self.config.center_input:
+            raise ValueError("set_input_mean needs a stage with center_input = true")
+        with torch.no_grad():
+            mean = self.whiten(x).mean(dim=(0, 2, 3)).to(self.input_mean.dtype)
+            self.input_mean.copy_(mean)
+        return self.input_mean
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.downsample(self.pool(self.rectify(self.conv(self.whiten(x))))))
+        return self.norm(self.downsample(self.pool(self.rectify(self.conv(self._input(x))))))
 
     def silent_channels(self, x: torch.Tensor) -> torch.Tensor:
         """Which channels are silent on the inputs ``x``: boolean ``(channels,)``.
@@ -324,7 +361,7 @@ class Stage(nn.Module):
         [False, True]
         """
         with torch.no_grad():
-            pre = self.conv(self.whiten(x))
+            pre = self.conv(self._input(x))
             return pre.amax(dim=(0, 2, 3)) <= 0
 
 

@@ -139,6 +139,7 @@ class Trainer:
         self._stream: Iterator[torch.Tensor] | None = None
         self._images: torch.Tensor | None = None
         self._wall = 0.0
+        self.silent: dict[str, float] = {}
         state = None
         if resume:
             path = self.out_dir / CHECKPOINT
@@ -181,6 +182,7 @@ class Trainer:
         self.phase_index, self.step = state["phase_index"], state["step"]
         self.log = list(state["log"])
         self._wall = state.get("wall_s", 0.0)
+        self.silent = dict(state.get("silent_fraction", {}))
         self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -209,6 +211,7 @@ class Trainer:
             "log": list(self.log),
             "wall_s": self._wall,
             "world_size": self.world_size,
+            "silent_fraction": dict(self.silent),
             "complete": self.phase_index >= len(self.phases),
         }
 
@@ -245,9 +248,56 @@ class Trainer:
         """The current phase."""
         return self.phases[min(self.phase_index, len(self.phases) - 1)]
 
+    def probe_patches(self, n: int = 256, salt: int = 0) -> torch.Tensor:
+        """``n`` patches from a generator of their own (seeded by the run's seed and ``salt``), the same in every
+        process and unaffected by (and not affecting) the training stream; streaming runs take the next batch.
+
+        Used to estimate input means and to count silent channels.
+        """
+        if self._stream is not None:
+            return channels_last(next(self._stream).to(self.device))
+        gen = torch.Generator().manual_seed(self.config.train.seed * 7919 + 104729 + salt)
+        saved, world, rank = self.generator, self.world_size, self.rank
+        self.generator, self.world_size, self.rank = gen, 1, 0
+        try:
+            return self.sample_patches(n)
+        finally:
+            self.generator, self.world_size, self.rank = saved, world, rank
+
+    def _stage_input(self, patches: torch.Tensor, stage: int) -> torch.Tensor:
+        with torch.no_grad():
+            x = patches
+            for s in self.model.stages[:stage - 1]:
+                x = s(x)
+        return x
+
+    def center_inputs(self, stages: tuple[int, ...] = (1, 2)) -> V1V2:
+        """Estimate ``input_mean`` of each of ``stages`` that centres its input, with the current weights of the
+        stages before it; return the model.
+
+        Training does this for the trained stages when a phase starts; call it to prepare an untrained control
+        (the same data-driven centring, no learning).
+        """
+        for i in stages:
+            stage = self.model.stages[i - 1]
+            if stage.config.center_input:
+                mean = stage.set_input_mean(self._stage_input(self.probe_patches(salt=i), i))
+                if self.world_size > 1:  # streaming: each process saw its own shard
+                    torch.distributed.all_reduce(mean)
+                    mean /= self.world_size
+        return self.model
+
+    def silent_fractions(self) -> dict[str, float]:
+        """Fraction of silent channels (:meth:`lcl.Stage.silent_channels`) of each stage on 256 probe patches."""
+        patches = self.probe_patches(salt=99)
+        return {f"stage{i}": float(self.model.stages[i - 1].silent_channels(self._stage_input(patches, i))
+                                   .float().mean()) for i in (1, 2)}
+
     def _start_phase(self) -> None:
         phase = self.phase
         stages = self.model.stages
+        if self.step == 0:
+            self.center_inputs(phase.trained)
         self.model.zero_grad(set_to_none=True)  # no stale gradient from the previous phase
         for i, stage in enumerate(stages, start=1):
             learn = i in phase.trained
@@ -329,6 +379,13 @@ class Trainer:
             z1, z2 = _GatherBatch.apply(z1), _GatherBatch.apply(z2)
         return self.loss_fn(z1, z2, **self.loss_options)
 
+    def _ddp_input(self) -> torch.Tensor:
+        """The input of the phase's stage in the last step (the views after the earlier stages)."""
+        module = self._ddp
+        for attr in ("module", "_orig_mod"):  # DDP, then torch.compile wrappers
+            module = getattr(module, attr, module)
+        return module.last_input
+
     def train_step(self) -> float:
         """One optimisation step of the current phase; returns the loss."""
         if self.optimizer is None:
@@ -377,9 +434,11 @@ class Trainer:
                         now = time.perf_counter()
                         self._wall += now - t0
                         t0 = now
+                        silent = self.model.stages[phase.stage - 1].silent_channels(self._ddp_input())
                         self.log.append({
                             "phase": phase.name, "stage": phase.stage, "step": self.step,
                             "global_step": self.global_step, "loss": loss,
+                            "silent_fraction": round(float(silent.float().mean()), 4),
                             "lr": self.scheduler.get_last_lr()[0], "wall_s": round(self._wall, 3),
                             "patches": self.global_step * tc.batch_size * self.world_size,
                         })
@@ -391,6 +450,7 @@ class Trainer:
                 self.optimizer = self.scheduler = self._ddp = None
                 for stage in self.model.stages:
                     stage.requires_grad_(False)
+                self.silent = self.silent_fractions()
                 self.save_checkpoint()
         finally:
             bar.close()
@@ -403,7 +463,7 @@ class Trainer:
             return
         cfg = self.config.to_dict()
         payload = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "config": cfg,
-                   "provenance": data.provenance(cfg, self.config.train.seed)}
+                   "provenance": data.provenance(cfg, self.config.train.seed), "silent_fraction": dict(self.silent)}
         with data.atomic_write(self.out_dir / MODEL_FILE) as tmp:
             torch.save(payload, tmp)
 
@@ -442,6 +502,8 @@ class _PhaseForward(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, stage in enumerate(self.model.stages[:self.stage], start=1):
+            if i == self.stage:
+                self.last_input = x.detach()  # for counting silent channels at log steps
             if i in self.trained:
                 x = stage(x)
             else:
@@ -489,7 +551,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> _ = lcl.train(cfg, out)
     >>> sorted(lcl.load_checkpoint(out))
-    ['config', 'model', 'provenance']
+    ['config', 'model', 'provenance', 'silent_fraction']
     """
     path = Path(path)
     if path.is_dir():

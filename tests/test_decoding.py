@@ -633,8 +633,11 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--preset", "nope", "--out", str(tmp_path)])
     (tmp_path / "bad.toml").write_text("[train]\nepoch = 1\n")
-    with pytest.raises(ValueError, match="unknown config key"):
-        main(["run", "--preset", "tiny", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")])
+    capsys.readouterr()
+    assert main(["run", "--preset", "tiny", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "unknown config key" in err[0]
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.gpu
