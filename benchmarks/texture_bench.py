@@ -2,8 +2,8 @@
 
 For each seed it trains, at the demo budget, LCL (layerwise, receptive-field-matched deformations), the two
 ablations (one amplitude for both stages; end-to-end), and builds two controls: the untrained model and a
-random-stage-2 control (LCL's trained stage 1, a freshly initialised stage 2 with the same data-driven input
-centring). It then sweeps the stage-2 deformation amplitude (``deform.stage_scale = (1, k)``, each a full
+random-stage-2 control (LCL's trained stage 1, the initial stage 2). Both controls keep the initial filters'
+directions but take the norms of the trained LCL filters, so their outputs have the trained model's scale. It then sweeps the stage-2 deformation amplitude (``deform.stage_scale = (1, k)``, each a full
 layerwise run). Every model is read with :func:`analyses.record_units` (one unit per channel, the one whose
 receptive field is centred on the stimulus) on the protocol stimuli (:class:`analyses.TextureStimuliConfig`
 defaults: 12 families x 8 samples of Portilla-Simoncelli textures and spectrally matched noise, 128 px in a
@@ -51,13 +51,26 @@ def _train(cfg: lcl.LCLConfig, folder: Path) -> tuple[lcl.V1V2, float, dict]:
     return lcl.load_model(folder), float(state["wall_s"]), dict(state.get("silent_fraction", {}))
 
 
-def _control(cfg: lcl.LCLConfig, stage1_from: lcl.V1V2 | None) -> tuple[lcl.V1V2, dict]:
-    """The untrained model (``stage1_from=None``) or the random-stage-2 control: the run's initial weights (the
-    ones its training starts from), LCL's trained stage 1 for the latter, input centring included."""
+def _match_norms(stage: lcl.Stage, reference: lcl.Stage) -> None:
+    """Rescale each filter of ``stage`` to the norm of the same filter of ``reference`` (directions kept)."""
+    with torch.no_grad():
+        w, ref = stage.conv.weight, reference.conv.weight
+        w.mul_((ref.flatten(1).norm(dim=1) / w.flatten(1).norm(dim=1)).view(-1, 1, 1, 1))
+
+
+def _control(cfg: lcl.LCLConfig, trained: lcl.V1V2, keep_stage1: bool) -> tuple[lcl.V1V2, dict]:
+    """A random control: the run's initial filters (the ones its training starts from), each rescaled to the norm
+    of the trained LCL filter it would have become, so the output scale is the trained model's (the small initial
+    scale would otherwise leave the outputs at the floor ``eps`` of the pooling, where every index is 0), with
+    the same data-driven input centring. ``keep_stage1``: LCL's trained stage 1 and a random stage 2 (the
+    random-stage-2 control); otherwise both stages random (the untrained model)."""
     trainer = lcl.Trainer(cfg)
-    if stage1_from is not None:
-        trainer.model.stage1.load_state_dict(stage1_from.stage1.state_dict())
-    trainer.center_inputs((1, 2) if stage1_from is None else (2,))
+    if keep_stage1:
+        trainer.model.stage1.load_state_dict(trained.stage1.state_dict())
+    else:
+        _match_norms(trainer.model.stage1, trained.stage1)
+    _match_norms(trainer.model.stage2, trained.stage2)
+    trainer.center_inputs((2,) if keep_stage1 else (1, 2))
     silent = trainer.silent_fractions()
     return trainer.model.requires_grad_(False).eval(), silent
 
@@ -128,8 +141,8 @@ def main() -> None:
             model, seconds, silent = _train(cfg, out / "models" / f"{name}_seed{seed}")
             add(name, seed, model, seconds, silent)
             lcl_model = model if name == "lcl" else lcl_model
-        add("untrained", seed, *_control_pair(cfg_seed, None))
-        add("random_stage2", seed, *_control_pair(cfg_seed, lcl_model))
+        add("untrained", seed, *_control_pair(cfg_seed, lcl_model, False))
+        add("random_stage2", seed, *_control_pair(cfg_seed, lcl_model, True))
     for k in sweep:
         for seed in range(min(args.sweep_seeds, args.seeds) if k != 1.0 else 0):
             cfg = base.replace(train={"seed": seed}, deform={"stage_scale": (1.0, k)})
@@ -158,8 +171,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f})")
 
 
-def _control_pair(cfg: lcl.LCLConfig, stage1_from: lcl.V1V2 | None) -> tuple:
-    model, silent = _control(cfg, stage1_from)
+def _control_pair(cfg: lcl.LCLConfig, trained: lcl.V1V2, keep_stage1: bool) -> tuple:
+    model, silent = _control(cfg, trained, keep_stage1)
     return model, None, silent
 
 

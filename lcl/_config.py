@@ -427,7 +427,7 @@ def demo_config(**components: dict[str, Any]) -> LCLConfig:
     """
     base = LCLConfig(
         model=ModelConfig(stage1=StageConfig(channels=32, kernel=9),
-                          stage2=StageConfig(channels=64, kernel=5, center_input=True)),
+                          stage2=StageConfig(channels=64, kernel=5, center_input=True, exponent=2.0)),
         train=TrainConfig(steps=(300, 300), batch_size=64, patch_size=48, checkpoint_every=200),
     )
     return base.replace(**components) if components else base

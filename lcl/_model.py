@@ -108,7 +108,7 @@ class StageConfig:
 
 
 def _default_stage2() -> StageConfig:
-    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2, center_input=True)
+    return StageConfig(channels=128, kernel=5, pool=3, downsample_kernel=4, stride=2, center_input=True, exponent=2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +126,8 @@ class ModelConfig:
     stage1
         The V1 stage (default: 64 filters 9x9, L2 pooling 3, blur-downsampling 4 with stride 2).
     stage2
-        The V2 stage (default: 128 filters 5x5 on the centred stage-1 output, no bias, L2 pooling 3,
-        blur-downsampling 4 with stride 2).
+        The V2 stage (default: 128 filters 5x5 on the centred stage-1 output, no bias, energy output
+        (``exponent = 2``) of the L2 pooling 3, blur-downsampling 4 with stride 2).
 
     Examples
     --------
