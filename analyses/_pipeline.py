@@ -122,6 +122,14 @@ class GeometryConfig:
     cv: int = 3
     max_features: int = 4000
 
+    def __post_init__(self) -> None:
+        _number("geometry.kappa", self.kappa, low=0.0, high=10.0)
+        _integer("geometry.n_t", self.n_t, 1, 100_000)
+        _integer("geometry.cv", self.cv, 2, 100)
+        _integer("geometry.max_features", self.max_features, 2, 1_000_000)
+        if self.center_correlation not in ("remove", "keep"):
+            raise ValueError(f"geometry.center_correlation must be 'remove' or 'keep', got {self.center_correlation!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModulationConfig:
@@ -199,6 +207,34 @@ class JobsConfig:
     slurm_gpus_per_node: int = 0
     slurm_cpus_per_task: int = 4
     slurm_mem_gb: int = 16
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown jobs.executor {self.executor!r}; choose from {list(EXECUTORS)}")
+        _integer("jobs.max_parallel", self.max_parallel, 1, 10_000)
+        _integer("jobs.threads_per_job", self.threads_per_job, 1, 1024)
+        _number("jobs.timeout_min", self.timeout_min, low=0.0, high=60.0 * 24 * 30, strict=True)
+        if not isinstance(self.slurm_partition, str):
+            raise TypeError(f"jobs.slurm_partition must be a string, got {self.slurm_partition!r}")
+        _integer("jobs.slurm_gpus_per_node", self.slurm_gpus_per_node, 0, 64)
+        _integer("jobs.slurm_cpus_per_task", self.slurm_cpus_per_task, 1, 1024)
+        _integer("jobs.slurm_mem_gb", self.slurm_mem_gb, 1, 100_000)
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> None:
+    """Raise naming ``name`` unless ``value`` is an int (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
+
+
+def _number(name: str, value: Any, *, low: float, high: float, strict: bool = False) -> None:
+    """Raise naming ``name`` unless ``value`` is a finite real number in [low, high] (``(low, high]`` if strict)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not np.isfinite(value) or value > high or value < low or (strict and value == low):
+        raise ValueError(f"{name} must be a finite number in {'(' if strict else '['}{low}, {high}], got {value}")
 
 
 def _default_lcl() -> lcl.LCLConfig:
@@ -383,6 +419,19 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
     """
     if not isinstance(config, PipelineConfig):
         raise TypeError(f"expected a PipelineConfig, got {type(config).__name__}")
+    _integer("seed", config.seed, 0, 2 ** 32 - 1)
+    for flag in ("run_decoding", "run_v2net"):
+        if not isinstance(getattr(config, flag), bool):
+            raise TypeError(f"{flag} must be true or false, got {getattr(config, flag)!r}")
+    for name in ("models", "stages"):
+        value = getattr(config, name)
+        if isinstance(value, str) or not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"{name} must be a list of names, got {value!r}")
+    for name, cls in (("stimuli", TextureStimuliConfig), ("neural", NeuralDataConfig),
+                      ("modulation", ModulationConfig), ("predictivity", PredictivityConfig),
+                      ("geometry", GeometryConfig), ("decoding", decoding.StudyConfig), ("jobs", JobsConfig)):
+        if not isinstance(getattr(config, name), cls):
+            raise TypeError(f"{name} must be a {cls.__name__}, got {type(getattr(config, name)).__name__}")
     unknown = [m for m in config.models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
@@ -405,18 +454,12 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
         validate_predictivity_config(config.predictivity, n_stimuli=n_stimuli)
     else:
         validate_predictivity_config(config.predictivity)
-    if config.jobs.executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {config.jobs.executor!r}; choose from {list(EXECUTORS)}")
-    if config.jobs.max_parallel < 1 or config.jobs.threads_per_job < 1 or config.jobs.timeout_min <= 0:
-        raise ValueError("jobs.max_parallel and jobs.threads_per_job must be >= 1 and jobs.timeout_min > 0")
-    g = config.geometry
-    if g.kappa < 0 or g.n_t < 1 or g.cv < 2 or g.max_features < 2:
-        raise ValueError(f"bad geometry settings: kappa >= 0, n_t >= 1, cv >= 2, max_features >= 2 needed; got {g}")
-    if g.center_correlation not in ("remove", "keep"):
-        raise ValueError(f"geometry.center_correlation must be 'remove' or 'keep', got {g.center_correlation!r}")
     if config.stimuli.n_samples < 2:
         raise ValueError("stimuli.n_samples must be at least 2: the samples of a family are its manifold's points")
     neural = config.neural
+    for name in ("source", "path", "stimulus_csv", "stimulus_zip"):
+        if not isinstance(getattr(neural, name), str):
+            raise TypeError(f"neural.{name} must be a string, got {getattr(neural, name)!r}")
     if neural.source == "simulated":
         side = config.stimuli.image_size
         blank = data.stimulus_set(np.zeros((1, side, side)), degrees=config.stimuli.image_degrees)

@@ -51,7 +51,6 @@ def test_config_tables_change_only_named_keys():
         ({"neural": analyses.NeuralDataConfig(source="file", path="/nonexistent/FreemanZiemba2013.nc")},
          "not found"),
         ({"neural": analyses.NeuralDataConfig(source="brainscore")}, "source"),
-        ({"jobs": analyses.JobsConfig(executor="kubernetes")}, "executor"),
     ],
 )
 def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, changes, message):
@@ -60,6 +59,11 @@ def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, changes, mes
     with pytest.raises(ValueError, match=message):
         analyses.run(tiny_config(**changes), out)
     assert not out.exists()
+
+
+def test_bad_executor_rejected_when_the_config_is_built():
+    with pytest.raises(ValueError, match="executor"):
+        analyses.JobsConfig(executor="kubernetes")
 
 
 def test_neural_file_without_freeman_coords_rejected(tmp_path):
@@ -157,3 +161,24 @@ def test_predictivity_of_wide_features_equals_that_of_their_row_space():
         results[name] = analyses.neural_predictivity(model, neural, cfg)
     np.testing.assert_allclose(results["wide"]["r"].values, results["narrow"]["r"].values, atol=1e-8)
     assert results["wide"].attrs["n_features"] == 300
+
+
+@pytest.mark.parametrize("table, key, value, match", [
+    ("geometry", "n_t", 2.5, "geometry.n_t must be an integer"),
+    ("geometry", "kappa", float("nan"), "geometry.kappa must be a finite number"),
+    ("geometry", "cv", 2.5, "geometry.cv must be an integer"),
+    (None, "seed", "a", "seed must be an integer"),
+    (None, "seed", -1, "seed must lie in"),
+    ("jobs", "timeout_min", float("nan"), "jobs.timeout_min must be a finite number"),
+    ("jobs", "slurm_mem_gb", -5, "jobs.slurm_mem_gb must lie in"),
+    (None, "run_v2net", "no", "run_v2net must be true or false"),
+    ("modulation", "readout", "peak", "modulation.readout"),
+])
+def test_every_pipeline_field_is_checked_when_loaded(table, key, value, match):
+    import time
+
+    t0 = time.perf_counter()
+    values = {table: {key: value}} if table else {key: value}
+    with pytest.raises((ValueError, TypeError), match=match):
+        analyses.validate_pipeline_config(analyses.pipeline_config_from_dict(values))
+    assert time.perf_counter() - t0 < 5.0  # before any job starts
