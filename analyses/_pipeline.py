@@ -25,6 +25,7 @@ import geometry
 import lcl
 
 from ._figures import figure_style, plot_predictivity, plot_texture_modulation, plot_texture_stimuli, save_figure
+from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
 from ._jobs import EXECUTORS, JobStep, run_jobs
 from ._modulation import READOUTS, record_units, texture_modulation
 from ._predictivity import PredictivityConfig, neural_predictivity, validate_predictivity_config
@@ -667,22 +668,16 @@ def step_analyze(config: PipelineConfig, out: str, name: str, stimuli_path: str,
         if not path.is_file():
             data.save(texture_modulation(neural, seed=config.seed, **mod), path, config=config, seed=config.seed)
         files.append(str(path))
-        mean = neural
-        if "time_bin" in mean.dims:
-            mean = mean.mean("time_bin")
-        ids = mean["stimulus_id"].values
-        order = list(dict.fromkeys(ids.tolist()))
-        mean = mean.groupby("stimulus_id").mean().sel(stimulus_id=order)
+        # the same response window and repetition averaging as modulation and predictivity
+        mean = average_repetitions(average_time(neural, RESPONSE_WINDOW_MS))
+        order = mean["stimulus_id"].values.tolist()
         for region in np.unique(neural["region"].values).tolist():
             path = res / f"geometry_neural_{region}.nc"
             if not path.is_file():
                 part = mean.isel(neuroid=np.flatnonzero(mean["region"].values == region))
-                part = part.rename({"stimulus_id": "presentation"})
-                part = part.assign_coords(stimulus_id=("presentation", order))
                 meta = stimuli.sel(stimulus_id=order)
                 part = part.assign_coords(texture_family=("presentation", meta["texture_family"].values),
                                           texture_type=("presentation", meta["texture_type"].values))
-                part = part.transpose("presentation", "neuroid")
                 data.save(_geometry(part, config, f"neural {region}"), path, config=config.geometry,
                           seed=config.seed)
             files.append(str(path))
