@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._checks import check_float, check_real_dtype, check_str
+
 __all__ = ["assembly", "validate_assembly", "stimulus_set", "validate_stimuli"]
 
 ASSEMBLY_DIMS = ("presentation", "neuroid")
@@ -67,6 +69,8 @@ def assembly(
 
     Raises
     ------
+    TypeError
+        For values that are not real numbers (complex, strings, objects).
     ValueError
         For wrong shapes, coordinate length mismatches, duplicate ids or non-finite values.
 
@@ -81,9 +85,11 @@ def assembly(
     >>> str(a.region.values[1])
     'V2'
     """
+    if attrs is not None and not isinstance(attrs, Mapping):
+        raise TypeError(f"attrs must be a mapping, got {type(attrs).__name__}")
+    check_str("name", name, none=True)
     arr = np.asarray(values)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"assembly values must be numeric, got dtype {arr.dtype}")
+    check_real_dtype("assembly values", arr.dtype)
     if arr.ndim not in (2, 3):
         raise ValueError(
             f"assembly values must be 2-D (presentation, neuroid) or 3-D (presentation, neuroid, time_bin); "
@@ -167,7 +173,7 @@ def validate_assembly(a: Any) -> xr.DataArray:
     Raises
     ------
     TypeError
-        If ``a`` is not an ``xarray.DataArray`` or its values are not numeric.
+        If ``a`` is not an ``xarray.DataArray`` or its values are not real numbers (complex, strings, objects).
     ValueError
         Naming the problem: wrong dims, missing ``stimulus_id``/``neuroid_id``, duplicate ids, NaN or inf,
         empty dims, a coordinate on the wrong dim.
@@ -191,8 +197,7 @@ def validate_assembly(a: Any) -> xr.DataArray:
     for dim in a.dims:
         if a.sizes[dim] == 0:
             raise ValueError(f"assembly has an empty {dim!r} dim")
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"assembly values must be numeric, got dtype {a.dtype}")
+    check_real_dtype("assembly values", a.dtype)
     for coord, dim in (("stimulus_id", "presentation"), ("neuroid_id", "neuroid")):
         if coord not in a.coords:
             raise ValueError(f"assembly is missing the {coord!r} coordinate on {dim!r}")
@@ -241,6 +246,14 @@ def stimulus_set(
     xarray.Dataset
         The stimulus set, checked by :func:`validate_stimuli`.
 
+    Raises
+    ------
+    TypeError
+        For images that are not real numbers (complex, bool, strings).
+    ValueError
+        For a wrong shape, mismatched ids or metadata, values outside [0, 1] or NaN, ``degrees`` not a positive
+        finite number.
+
     Examples
     --------
     >>> import numpy as np
@@ -251,11 +264,13 @@ def stimulus_set(
     >>> s.attrs["degrees"]
     4.0
     """
+    degrees = check_float("degrees", degrees, low=0.0, low_open=True)
+    if attrs is not None and not isinstance(attrs, Mapping):
+        raise TypeError(f"attrs must be a mapping, got {type(attrs).__name__}")
     arr = np.asarray(images)
+    check_real_dtype("images", arr.dtype, allow_bool=False)
     if arr.ndim not in (3, 4):
         raise ValueError(f"images must be (n, y, x) or (n, y, x, channel), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"images must be numeric, got dtype {arr.dtype}")
     n = arr.shape[0]
     if stimulus_id is None:
         stimulus_id = [f"stim{i:03d}" for i in range(n)]
@@ -270,7 +285,7 @@ def stimulus_set(
             raise ValueError(f"metadata {key!r} has length {len(v)} but there are {n} images")
         coords[key] = ("stimulus_id", v)
     ds = xr.Dataset({"image": (dims, arr)}, coords=coords,
-                    attrs={"degrees": float(degrees), **dict(attrs or {})})
+                    attrs={"degrees": degrees, **dict(attrs or {})})
     return validate_stimuli(ds)
 
 
@@ -292,7 +307,7 @@ def validate_stimuli(s: Any) -> xr.Dataset:
     Raises
     ------
     TypeError
-        If ``s`` is not a Dataset.
+        If ``s`` is not a Dataset, or its images are not real numbers (complex, bool, strings).
     ValueError
         Naming the problem.
 
@@ -316,8 +331,7 @@ def validate_stimuli(s: Any) -> xr.Dataset:
     if "stimulus_id" not in s.coords:
         raise ValueError("stimulus set is missing the 'stimulus_id' coordinate")
     _check_unique(s["stimulus_id"].values, "stimulus_id")
-    if not np.issubdtype(img.dtype, np.number):
-        raise TypeError(f"images must be numeric, got dtype {img.dtype}")
+    check_real_dtype("stimulus images", img.dtype, allow_bool=False)
     vals = np.asarray(img.values)
     _check_finite(vals, "stimulus images")
     lo, hi = float(vals.min()), float(vals.max())
@@ -326,8 +340,7 @@ def validate_stimuli(s: Any) -> xr.Dataset:
     deg = s.attrs.get("degrees")
     if deg is None:
         raise ValueError("stimulus set is missing the 'degrees' attribute (visual angle of the image width)")
-    if not np.isfinite(deg) or float(deg) <= 0:
-        raise ValueError(f"'degrees' must be a positive number, got {deg!r}")
+    check_float("the 'degrees' attribute", deg, low=0.0, low_open=True)
     for name, c in s.coords.items():
         if name != "stimulus_id" and c.dims not in (("stimulus_id",), ("y",), ("x",), ("channel",)):
             raise ValueError(f"stimulus metadata {name!r} must lie on one dim, found dims {c.dims}")

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ._assembly import ASSEMBLY_DIMS, ASSEMBLY_DIMS_TIME, stimulus_set, validate_assembly, validate_stimuli
+from ._checks import check_float, check_path
 from ._io import atomic_write
 
 __all__ = ["from_brainscore", "to_brainscore", "read_brainscore_stimuli", "write_brainscore_stimuli"]
@@ -70,7 +71,10 @@ def from_brainscore(nc_path: str | os.PathLike, stimulus_csv: str | os.PathLike 
     >>> b.dims, b.neuroid_id.values.tolist()
     (('presentation', 'neuroid'), ['n0', 'n1', 'n2'])
     """
-    nc_path = Path(nc_path)
+    nc_path = check_path("nc_path", nc_path)
+    stimulus_csv = check_path("stimulus_csv", stimulus_csv, none=True)
+    stimulus_zip = check_path("stimulus_zip", stimulus_zip, none=True)
+    degrees = check_float("degrees", degrees, low=0.0, low_open=True)
     if not nc_path.is_file():
         raise FileNotFoundError(f"no such Brain-Score assembly file: {nc_path}")
     with xr.open_dataset(nc_path) as ds:
@@ -132,8 +136,11 @@ def read_brainscore_stimuli(stimulus_csv: str | os.PathLike, stimulus_zip: str |
 
     from ._images import _to_gray_float
 
+    stimulus_csv = check_path("stimulus_csv", stimulus_csv)
     if stimulus_zip is None:
         raise ValueError("stimulus_zip is required with stimulus_csv (BrainIO keeps the images in a zip)")
+    stimulus_zip = check_path("stimulus_zip", stimulus_zip)
+    degrees = check_float("degrees", degrees, low=0.0, low_open=True)
     with open(stimulus_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
@@ -148,7 +155,8 @@ def read_brainscore_stimuli(stimulus_csv: str | os.PathLike, stimulus_zip: str |
             member = row["filename"] if row["filename"] in zf.namelist() else by_base.get(Path(row["filename"]).name)
             if member is None:
                 raise ValueError(f"{row['filename']} (stimulus {row[id_col]}) is not in {stimulus_zip}")
-            images.append(_to_gray_float(iio.imread(zf.read(member), extension=Path(member).suffix)))
+            images.append(_to_gray_float(iio.imread(zf.read(member), extension=Path(member).suffix),
+                                         what=f"image {member} of {stimulus_zip}"))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise ValueError(f"stimulus images differ in size: {sorted(shapes)[:4]}")
@@ -195,6 +203,7 @@ def to_brainscore(assembly: xr.DataArray, nc_path: str | os.PathLike) -> Path:
     'data'
     """
     validate_assembly(assembly)
+    nc_path = check_path("nc_path", nc_path)
     da = assembly.copy(deep=False)
     da = da.drop_indexes(list(da.indexes)) if da.indexes else da
     da.attrs = {k: v for k, v in da.attrs.items() if isinstance(v, (str, int, float, np.number))}
@@ -231,6 +240,8 @@ def write_brainscore_stimuli(stimuli: xr.Dataset, csv_path: str | os.PathLike,
     import imageio.v3 as iio
 
     validate_stimuli(stimuli)
+    csv_path = check_path("csv_path", csv_path)
+    zip_path = check_path("zip_path", zip_path)
     ids = [str(i) for i in stimuli["stimulus_id"].values]
     filenames = [f"{i}.png" for i in ids]
     meta = {name: c.values for name, c in stimuli.coords.items()

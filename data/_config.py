@@ -9,6 +9,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._checks import check_path, check_str
+
 __all__ = ["config_from_dict", "load_toml", "update_config"]
 
 T = TypeVar("T")
@@ -41,7 +43,7 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     >>> data.load_toml(p)
     {'lr': 0.1, 'stage': {'n': 3}}
     """
-    path = Path(path)
+    path = check_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
@@ -90,6 +92,9 @@ def config_from_dict(cls: type[T], values: dict[str, Any] | None, *, where: str 
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    if values is not None and not isinstance(values, typing.Mapping):
+        raise TypeError(f"values must be a mapping of field names to values, got {type(values).__name__}")
+    where = check_str("where", where)
     values = dict(values or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
@@ -164,6 +169,9 @@ def update_config(config: T, changes: typing.Mapping[str, Any] | None, *, where:
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    if changes is not None and not isinstance(changes, typing.Mapping):
+        raise TypeError(f"changes must be a mapping of field names to values, got {type(changes).__name__}")
+    where = check_str("where", where)
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
     changes = dict(changes or {})
     unknown = sorted(set(changes) - set(values))

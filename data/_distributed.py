@@ -7,6 +7,8 @@ import math
 import os
 from typing import Any
 
+from ._checks import check_choice, check_device, check_float, check_int
+
 __all__ = ["init_distributed", "rank_and_world", "process_device", "scaled_lr", "LR_SCALINGS"]
 
 #: Learning-rate scaling rules of :func:`scaled_lr`.
@@ -38,6 +40,7 @@ def init_distributed(device: str = "cpu") -> tuple[int, int]:
     """
     import torch
 
+    check_device("device", device)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return rank_and_world()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -88,7 +91,7 @@ def process_device(device: Any) -> Any:
     """
     import torch
 
-    dev = torch.device(device)
+    dev = check_device("device", device)
     if dev.type == "cuda" and dev.index is None and rank_and_world()[1] > 1:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return dev
@@ -115,8 +118,10 @@ def scaled_lr(lr: float, global_batch: int, rule: str = "none", reference_batch:
 
     Raises
     ------
+    TypeError
+        For a non-numeric ``lr``, non-integer batches or a non-string ``rule``.
     ValueError
-        For an unknown rule or non-positive batches.
+        For an unknown rule, non-positive batches, or an ``lr`` that is not a positive finite number.
 
     Examples
     --------
@@ -126,9 +131,9 @@ def scaled_lr(lr: float, global_batch: int, rule: str = "none", reference_batch:
     >>> data.scaled_lr(1e-3, 256, "sqrt", reference_batch=64)
     0.002
     """
-    if rule not in LR_SCALINGS:
-        raise ValueError(f"learning-rate scaling must be one of {LR_SCALINGS}, got {rule!r}")
-    if global_batch < 1 or reference_batch < 1:
-        raise ValueError(f"global_batch and reference_batch must be positive, got {global_batch}, {reference_batch}")
+    lr = check_float("lr", lr, low=0.0, low_open=True)
+    global_batch = check_int("global_batch", global_batch, low=1)
+    rule = check_choice("rule", rule, LR_SCALINGS)
+    reference_batch = check_int("reference_batch", reference_batch, low=1)
     ratio = global_batch / reference_batch
     return lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]

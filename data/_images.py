@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ._assembly import stimulus_set
+from ._checks import check_float, check_int, check_nbytes, check_path, check_seed
 
 __all__ = ["natural_images", "texture_images", "image_folder", "sample_patches", "IMAGE_EXTENSIONS"]
 
@@ -66,14 +67,27 @@ TEXTURES: dict[str, tuple[str, Callable[[], np.ndarray]]] = {
 }
 
 
-def _to_gray_float(img: np.ndarray) -> np.ndarray:
+def _to_gray_float(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """Luminance in [0, 1]: uint8 / 255, uint16 / 65535, bool as 0/1; any other integer or float image must already
+    lie in [0, 1] (a float TIFF with values above 1, say, raises ``ValueError`` rather than being clipped)."""
     arr = np.asarray(img)
+    if arr.dtype.kind == "c" or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {arr.dtype}")
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float64) / 255.0
     elif arr.dtype == np.uint16:
         arr = arr.astype(np.float64) / 65535.0
     else:
+        kind = arr.dtype
         arr = arr.astype(np.float64)
+        if arr.size:
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{what} contains NaN or inf values")
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"{what} has dtype {kind} with values in [{lo:.6g}, {hi:.6g}]; only uint8 (0-255) and uint16 "
+                    "(0-65535) images are rescaled, other images must lie in [0, 1] (rescale the file first)")
     if arr.ndim == 3:
         if arr.shape[-1] == 4:  # drop alpha
             arr = arr[..., :3]
@@ -85,7 +99,7 @@ def _to_gray_float(img: np.ndarray) -> np.ndarray:
             raise ValueError(f"cannot convert an image with {arr.shape[-1]} channels to grayscale")
     if arr.ndim != 2:
         raise ValueError(f"expected a 2-D or 3-D image array, got shape {arr.shape}")
-    return np.clip(arr, 0.0, 1.0)
+    return np.clip(arr, 0.0, 1.0)  # only rounding of the luminance weights can leave [0, 1]
 
 
 def _square(img: np.ndarray, size: int) -> np.ndarray:
@@ -114,8 +128,11 @@ def _gray_photo(kind: str, name: str) -> np.ndarray:
 
 def _catalogue_set(catalogue: dict[str, tuple[str, Callable[[], np.ndarray]]], names: list[str] | None,
                    size: int, min_size: int, degrees: float, extra: dict[str, Any] | None = None) -> xr.Dataset:
-    if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    size = check_int("size", size, low=1)
+    min_size = check_int("min_size", min_size, low=0)
+    degrees = check_float("degrees", degrees, low=0.0, low_open=True)
+    if names is not None and (isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names)):
+        raise TypeError(f"names must be a list of image names (strings), got {names!r}")
     names = list(catalogue) if names is None else list(names)
     unknown = [n for n in names if n not in catalogue]
     if unknown:
@@ -222,7 +239,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        2-D array.
+        2-D array. uint8 and uint16 files are divided by 255 and 65535; other files must hold values in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a path.
+    ValueError
+        Naming the file, for a float (or other integer) image with values outside [0, 1] (never clipped), NaN,
+        or more than 4 channels.
 
     Examples
     --------
@@ -235,7 +260,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     import imageio.v3 as iio
 
-    return _to_gray_float(iio.imread(path))
+    path = check_path("path", path)
+    return _to_gray_float(iio.imread(path), what=f"image file {path}")
 
 
 def image_folder(path: str | os.PathLike, size: int = 256, *, degrees: float = 8.0,
@@ -255,7 +281,7 @@ def image_folder(path: str | os.PathLike, size: int = 256, *, degrees: float = 8
     degrees
         Visual angle of the image width.
     max_images
-        Read at most this many files (sorted by path).
+        Read at most this many files (sorted by path), ``>= 1``; ``None``: all.
 
     Returns
     -------
@@ -265,8 +291,11 @@ def image_folder(path: str | os.PathLike, size: int = 256, *, degrees: float = 8
 
     Raises
     ------
+    TypeError
+        For a ``size`` or ``max_images`` that is not an integer, a ``path`` that is not a path.
     ValueError
-        If the folder does not exist, holds no image, or no image is at least ``size`` px.
+        If the folder does not exist, holds no image, or no image is at least ``size`` px; for ``size < 1``,
+        ``max_images < 1``, or a file whose values lie outside [0, 1] (see :func:`read_image`).
 
     Examples
     --------
@@ -279,7 +308,10 @@ def image_folder(path: str | os.PathLike, size: int = 256, *, degrees: float = 8
     >>> s.category.values.tolist()
     ['cats']
     """
-    root = Path(path)
+    root = check_path("path", path)
+    size = check_int("size", size, low=1)
+    degrees = check_float("degrees", degrees, low=0.0, low_open=True)
+    max_images = check_int("max_images", max_images, low=1, none=True)
     if not root.is_dir():
         raise ValueError(f"image folder does not exist: {root}")
     files = _list_images(root)
@@ -324,6 +356,14 @@ def sample_patches(stimuli: xr.Dataset, n: int, size: int, *, seed: int = 0) -> 
         Stimulus set of patches with coords ``source_id`` (parent ``stimulus_id``), ``y0``, ``x0`` and every
         per-stimulus coordinate of the parent (e.g. ``source``, ``category``); ``degrees`` scaled to the patch.
 
+    Raises
+    ------
+    TypeError
+        For ``n``, ``size`` or ``seed`` that are not integers (bools included).
+    ValueError
+        For ``n < 1``, ``size`` outside ``[1, image side]``, a negative ``seed``, or an ``n`` whose patches would
+        not fit in memory (more than 8 GiB; the environment variable ``LCL_WORKBENCH_MAX_GB`` sets the limit).
+
     Examples
     --------
     >>> import data
@@ -337,11 +377,14 @@ def sample_patches(stimuli: xr.Dataset, n: int, size: int, *, seed: int = 0) -> 
     from ._assembly import validate_stimuli
 
     validate_stimuli(stimuli)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_int("n", n, low=1)
     h, w = stimuli.sizes["y"], stimuli.sizes["x"]
-    if not isinstance(size, (int, np.integer)) or size < 1 or size > min(h, w):
-        raise ValueError(f"patch size must be an integer in [1, {min(h, w)}] for {h}x{w} images, got {size!r}")
+    size = check_int("size (patch size)", size, low=1, high=min(h, w))
+    seed = check_seed("seed", seed)
+    channels = stimuli.sizes.get("channel", 1)
+    # the patches (image dtype), their row indices and per-patch metadata (ids, coordinates)
+    check_nbytes("n", n, n * (size * size * channels * (stimuli["image"].dtype.itemsize + 8) + 256),
+                 what=f"{n} patches of {size} x {size} px")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, stimuli.sizes["stimulus_id"], size=n)
     y0 = rng.integers(0, h - size + 1, size=n)

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._checks import check_path, check_seed
+
 __all__ = ["atomic_write", "save", "load", "provenance", "git_commit", "package_version"]
 
 _KIND_ATTR = "lcl_workbench_type"
@@ -118,12 +120,14 @@ def provenance(config: Any = None, seed: int | None = None) -> dict[str, Any]:
     >>> p["seed"], p["config"]
     (3, '{"lr": 0.1}')
     """
+    seed = check_seed("seed", seed, none=True)
+    config_json = _config_json(config)
     return {
         "lcl_workbench_version": package_version(),
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": _config_json(config),
-        "seed": -1 if seed is None else int(seed),
+        "config": config_json,
+        "seed": -1 if seed is None else seed,
     }
 
 
@@ -224,7 +228,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     >>> target.read_text()
     'hello'
     """
-    path = Path(path)
+    path = check_path("path", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}-{os.getpid()}-", suffix=".tmp",
@@ -294,6 +298,7 @@ def save(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike, *, config: Any
     """
     if not isinstance(obj, (xr.DataArray, xr.Dataset)):
         raise TypeError(f"data.save takes an xarray DataArray or Dataset, got {type(obj).__name__}")
+    path = check_path("path", path)
     obj = obj.copy(deep=False)
     obj.attrs = {**obj.attrs, **provenance(config, seed), _KIND_ATTR: type(obj).__name__}
     _check_attrs(obj.attrs, "the object")
@@ -339,7 +344,7 @@ def load(path: str | os.PathLike) -> xr.DataArray | xr.Dataset:
     >>> type(data.load(p)).__name__
     'Dataset'
     """
-    path = Path(path)
+    path = check_path("path", path)
     _remove_stale_temps(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
