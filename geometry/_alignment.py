@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._inputs import validate_manifolds, validate_settings
+from data._checks import check_float, check_int, check_seed
+
+from ._inputs import _scaled, validate_manifolds
 
 __all__ = ["alignment", "decodability"]
 
@@ -51,6 +53,13 @@ def alignment(x: Any, by: str | None = None) -> xr.Dataset:
         The four scalars plus per-manifold ``manifold_center_alignment``, ``manifold_axis_alignment`` and
         ``manifold_center_axis_alignment`` (each manifold's mean over its partners).
 
+    Notes
+    -----
+    Every value is invariant to the scale of the data; the data are divided by a power of two near their largest
+    absolute value first, so values near 1e200 or 1e-300 give the same results as values near 1. A manifold whose
+    points coincide has no axes (its axis terms count as 0), and a center at the global mean has no direction
+    (its cosines count as 0).
+
     Examples
     --------
     >>> import numpy as np
@@ -61,6 +70,7 @@ def alignment(x: Any, by: str | None = None) -> xr.Dataset:
     (1.0, 0.0)
     """
     manifolds, labels = validate_manifolds(x, by)
+    manifolds = _scaled(manifolds)
     P = len(manifolds)
     origin = np.vstack(manifolds).mean(0)
     centers = np.stack([m.mean(0) for m in manifolds]) - origin
@@ -113,9 +123,9 @@ def decodability(x: Any, by: str | None = None, cv: int = 5, seed: int = 0, *, C
     cv
         Number of folds (``>= 2``; every manifold needs at least ``cv`` points).
     seed
-        Seed of the fold shuffling.
+        Seed of the fold shuffling, in ``[0, 2**32 - 1]`` (scikit-learn's range).
     C
-        Inverse regularization strength of the logistic regression.
+        Inverse regularization strength of the logistic regression (a positive finite number).
 
     Returns
     -------
@@ -138,15 +148,13 @@ def decodability(x: Any, by: str | None = None, cv: int = 5, seed: int = 0, *, C
     from sklearn.preprocessing import StandardScaler
 
     manifolds, labels = validate_manifolds(x, by)
-    validate_settings(seed=seed)
-    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
-        raise ValueError(f"cv must be an integer >= 2, got {cv!r}")
+    check_seed("seed", seed, high=2 ** 32 - 1)  # scikit-learn's random_state
+    cv = check_int("cv", cv, low=2)
+    C = check_float("C", C, low=0.0, low_open=True)
     smallest = min(m.shape[0] for m in manifolds)
     if smallest < cv:
         raise ValueError(f"cv={cv} folds need at least {cv} points per manifold; the smallest has {smallest}")
-    if not (np.isfinite(C) and C > 0):
-        raise ValueError(f"C must be a positive number, got {C!r}")
-    X = np.vstack(manifolds)
+    X = np.vstack(_scaled(manifolds))  # the standardization is scale-invariant, its float arithmetic is not
     y = np.repeat(np.arange(len(manifolds)), [m.shape[0] for m in manifolds])
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=int(seed))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 import data
+from data._checks import check_choice, check_float, check_int, check_seed
 
 __all__ = ["validate_manifolds", "validate_settings"]
 
@@ -149,6 +149,14 @@ def validate_settings(
     -------
     None
 
+    Raises
+    ------
+    TypeError
+        For a setting of the wrong type (a string for a number, a bool or float for ``n_t``); the error is also
+        a ``ValueError``.
+    ValueError
+        For a value out of range or an unknown option.
+
     Examples
     --------
     >>> import geometry
@@ -158,18 +166,26 @@ def validate_settings(
     ...
     ValueError: kappa must be a finite number >= 0, got -1.0
     """
-    if kappa is not None:
-        if isinstance(kappa, bool) or not isinstance(kappa, Real) or not np.isfinite(kappa) or kappa < 0:
-            raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
-    if n_t is not None:
-        if isinstance(n_t, bool) or not isinstance(n_t, Integral) or n_t < 1:
-            raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if center_correlation is not None and center_correlation not in ("remove", "keep"):
-        raise ValueError(f"center_correlation must be 'remove' or 'keep', got {center_correlation!r}")
-    if definition is not None and definition not in ("reference", "theory"):
-        raise ValueError(f"definition must be 'reference' or 'theory', got {definition!r}")
-    if solver is not None and solver not in ("fast", "reference", "qp"):
-        raise ValueError(f"solver must be 'fast', 'reference' or 'qp', got {solver!r}")
+    check_float("kappa", kappa, low=0.0, none=True)
+    check_int("n_t", n_t, low=1, none=True)
+    check_seed("seed", seed, none=True)
+    check_choice("center_correlation", center_correlation, ("remove", "keep"), none=True)
+    check_choice("definition", definition, ("reference", "theory"), none=True)
+    check_choice("solver", solver, ("fast", "reference", "qp"), none=True)
+
+
+def _scaled(manifolds: list[np.ndarray]) -> list[np.ndarray]:
+    """The manifolds divided by one power of two that brings their largest absolute value into [0.5, 1).
+
+    For the scale-invariant measures (capacity, simulated capacity, alignment, decodability): data at 1e200 or
+    1e-300 would overflow or underflow squared norms and solver tolerances; a power of two changes no digit, so
+    data already near unit scale gives bit-identical results, and data that differ by a power-of-two factor
+    give identical ones. All-zero data are returned unchanged.
+    """
+    peak = max(float(np.abs(m).max()) for m in manifolds)
+    if peak == 0.0:
+        return manifolds
+    _, exponent = np.frexp(peak)
+    if exponent == 0:
+        return manifolds
+    return [np.ldexp(m, -int(exponent)) for m in manifolds]

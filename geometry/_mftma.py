@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from data._checks import check_array, check_device, check_float, check_int, check_nbytes
+
 from ._center import center_structure, mean_abs_correlation
-from ._inputs import validate_manifolds, validate_settings
+from ._inputs import _scaled, validate_manifolds, validate_settings
 from ._nnls import GramOperator, nnls_batched, nnls_reference, qp_reference
 from ._threads import single_thread
 
@@ -27,15 +29,41 @@ __all__ = ["capacity", "manifold_geometry"]
 _INTERIOR_F = 1e-16
 # Elements (manifolds x samples x points) handled per batched solve; bounds memory.
 _CHUNK_ELEMENTS = 4_000_000
+#: Most random starts per K of the center-correlation search that :func:`capacity` accepts.
+MAX_REPS = 1000
+#: Largest absolute coordinate :func:`manifold_geometry` accepts: squared norms of larger values overflow float64.
+MAX_POINT_VALUE = 1e150
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cpu")
-    dev = torch.device(device)
+    dev = check_device("device", device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available")
     return dev
+
+
+def _check_required(**settings: Any) -> None:
+    """``validate_settings`` skips settings given as None; here they are required."""
+    for name, value in settings.items():
+        if value is None:
+            raise TypeError(f"{name} must be a string, got None")
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
+def _check_memory(n_t: int, sizes: list[int], dims: list[int], dtype: torch.dtype) -> None:
+    """Refuse an ``n_t`` whose per-manifold solver arrays (about a dozen ``(n_t, m + D + 1)`` arrays for the
+    largest manifold, which the chunking cannot split) would not fit in memory."""
+    width = max(m + d + 1 for m, d in zip(sizes, dims))
+    itemsize = torch.finfo(dtype).bits // 8
+    check_nbytes("n_t", n_t, 12 * max(itemsize, 8) * n_t * width,
+                 what=f"{n_t} Gaussian samples per manifold for manifolds of up to {max(sizes)} points")
 
 
 def _samples(seed: int, index: int, n_t: int, dim: int) -> np.ndarray:
@@ -289,6 +317,16 @@ def manifold_geometry(
         ``manifold_capacity``, ``manifold_radius``, ``manifold_dimension``, ``n_points`` along ``manifold``;
         scalars ``capacity`` (harmonic mean), ``radius`` and ``dimension`` (means); settings as attributes.
 
+    Raises
+    ------
+    TypeError
+        For points that are not real numbers, settings of the wrong type, a ``dtype`` other than float32/64.
+    ValueError
+        Before any solve: empty or non-2-D points, NaN/inf, coordinates beyond ``1e150`` in absolute value (the
+        points are in units of the center norm, so they cannot be rescaled; their squares would overflow), bad
+        settings (see :func:`validate_settings`), an ``n_t`` whose arrays would not fit in memory (more than
+        8 GiB; the environment variable ``LCL_WORKBENCH_MAX_GB`` sets the limit).
+
     Examples
     --------
     >>> import numpy as np
@@ -302,16 +340,22 @@ def manifold_geometry(
     if isinstance(points, np.ndarray) or not isinstance(points, Sequence):
         raise TypeError(f"points must be a list of (m_i, D_i) arrays, got {type(points).__name__}")
     validate_settings(kappa=kappa, n_t=n_t, seed=seed, definition=definition, solver=solver)
+    _check_required(definition=definition, solver=solver)
+    dtype = _check_dtype(dtype)
     arrays = []
     for i, p in enumerate(points):
-        arr = np.asarray(p, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        arr = check_array(f"points[{i}]", p, ndim=2)
+        if arr.shape[0] < 1 or arr.shape[1] < 1:
             raise ValueError(f"points[{i}] must be a non-empty 2-D (points, coordinates) array, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"points[{i}] contains NaN or inf values")
+        peak = float(np.abs(arr).max())
+        if peak > MAX_POINT_VALUE:
+            raise ValueError(f"points[{i}] has coordinates up to {peak:.3g}; manifold_geometry takes displacements in "
+                             f"units of the center norm, and beyond {MAX_POINT_VALUE:g} their squares overflow "
+                             "(geometry.capacity normalises raw data itself)")
         arrays.append(arr)
     if len(arrays) < 1:
         raise ValueError("need at least 1 manifold")
+    _check_memory(int(n_t), [a.shape[0] for a in arrays], [min(a.shape) for a in arrays], dtype)
     dev = _resolve_device(device)
     tensors = [torch.as_tensor(a, dtype=dtype, device=dev) for a in arrays]
     res = _anchor_analysis(tensors, float(kappa), int(n_t), int(seed), definition, solver)
@@ -389,9 +433,20 @@ def capacity(
 
     Raises
     ------
+    TypeError
+        Before any solve, for settings of the wrong type (a string for a number, a bool or float for an
+        integer, a ``dtype`` other than float32/64); these errors are also ``ValueError`` instances.
     ValueError
         Before any solve, for fewer than 2 manifolds, a manifold with fewer than 2 points, NaN/inf, a missing
-        ``by`` coordinate, ``kappa < 0``, ``n_t < 1``, or a manifold whose center coincides with the global mean.
+        ``by`` coordinate, ``kappa < 0``, ``n_t < 1``, ``n_reps`` outside ``[1, 1000]``, an ``n_t`` whose
+        arrays would not fit in memory (more than 8 GiB; the environment variable ``LCL_WORKBENCH_MAX_GB`` sets
+        the limit), or a manifold whose center coincides with the global mean.
+
+    Notes
+    -----
+    Capacity, radius, dimension and center correlation do not depend on the scale of the data; the data are
+    divided by a power of two near their largest absolute value first, so values near 1e200 or 1e-300 give the
+    results of values near 1 (and data already near 1 are not changed at all).
 
     Examples
     --------
@@ -408,12 +463,13 @@ def capacity(
     manifolds, labels = validate_manifolds(x, by)
     validate_settings(kappa=kappa, n_t=n_t, seed=seed, center_correlation=center_correlation,
                       definition=definition, solver=solver)
-    if n_reps < 1:
-        raise ValueError(f"n_reps must be >= 1, got {n_reps}")
-    if max_k is not None and max_k < 1:
-        raise ValueError(f"max_k must be >= 1, got {max_k}")
-    if isinstance(center_rtol, bool) or not isinstance(center_rtol, (int, float)) or not 0 <= center_rtol < 1:
-        raise ValueError(f"center_rtol must be a number in [0, 1), got {center_rtol!r}")
+    _check_required(center_correlation=center_correlation, definition=definition, solver=solver)
+    n_reps = check_int("n_reps", n_reps, low=1, high=MAX_REPS)
+    max_k = check_int("max_k", max_k, low=1, none=True)
+    center_rtol = check_float("center_rtol", center_rtol, low=0.0, high=1.0, high_open=True)
+    dtype = _check_dtype(dtype)
+    _check_memory(int(n_t), [m.shape[0] for m in manifolds], [min(m.shape) for m in manifolds], dtype)
+    manifolds = _scaled(manifolds)
     P = len(manifolds)
     if center_correlation == "remove" and P < 3:
         raise ValueError(

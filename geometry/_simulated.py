@@ -9,7 +9,12 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
-from ._inputs import validate_manifolds, validate_settings
+from data._checks import check_array, check_bool, check_int, check_nbytes
+
+from ._inputs import _scaled, validate_manifolds, validate_settings
+
+#: Most dichotomies per dimension that :func:`simulated_capacity` accepts (each is one linear program).
+MAX_DICHOTOMIES = 100_000
 
 __all__ = ["simulated_capacity", "separable"]
 
@@ -29,6 +34,18 @@ def separable(points: np.ndarray, labels: np.ndarray) -> bool:
     bool
         True when the two classes are strictly linearly separable (with a bias).
 
+    Raises
+    ------
+    TypeError
+        For non-numeric (or complex) points or labels.
+    ValueError
+        For shapes that do not match, NaN/inf, or labels other than -1 and +1.
+
+    Notes
+    -----
+    Separability does not depend on the scale of the points; they are divided by a power of two near their
+    largest absolute value first, so that the LP solver's absolute tolerances see values near 1.
+
     Examples
     --------
     >>> import numpy as np
@@ -38,6 +55,13 @@ def separable(points: np.ndarray, labels: np.ndarray) -> bool:
     >>> separable(np.array([[0.0], [1.0], [2.0]]), np.array([-1, 1, -1]))
     False
     """
+    points = check_array("points", points, ndim=2)
+    labels = check_array("labels", labels, ndim=1)
+    if labels.shape[0] != points.shape[0]:
+        raise ValueError(f"labels has {labels.shape[0]} entries but points has {points.shape[0]} rows")
+    if not np.isin(labels, (-1.0, 1.0)).all():
+        raise ValueError(f"labels must be -1 or +1, got values {np.unique(labels)[:5].tolist()}")
+    points = _scaled([points])[0]
     M, n = points.shape
     A = -labels[:, None] * np.hstack([points, np.ones((M, 1))])
     res = scipy.optimize.linprog(np.zeros(n + 1), A_ub=A, b_ub=-np.ones(M), bounds=[(None, None)] * (n + 1),
@@ -100,13 +124,28 @@ def simulated_capacity(
         Draw balanced dichotomies (``P // 2`` manifolds per class, the usual choice) or uniformly random ones
         (Cover's setting).
     max_dimension
-        Largest projection dimension tried (default ``N``).
+        Largest projection dimension tried, in ``[1, N]`` (default ``N``: a projection to more than ``N``
+        dimensions separates exactly the dichotomies that ``N`` dimensions do).
 
     Returns
     -------
     xarray.Dataset
         ``capacity`` (``P / n_c``; NaN with a warning if even ``max_dimension`` separates fewer than half),
         ``n_c``, ``separable_fraction`` along ``dimension`` (every dimension evaluated); settings as attributes.
+
+    Raises
+    ------
+    TypeError
+        For settings of the wrong type (``balanced`` not a bool, a string or float for an integer).
+    ValueError
+        Before any linear program: bad manifolds (see :func:`validate_manifolds`), ``n_dichotomies`` outside
+        ``[1, 100000]``, ``max_dimension`` outside ``[1, N]`` or so large that the projections would not fit in
+        memory.
+
+    Notes
+    -----
+    The capacity does not depend on the scale of the data; the data are divided by a power of two near their
+    largest absolute value first (values near 1e200 or 1e-300 give the results of values near 1).
 
     Examples
     --------
@@ -120,12 +159,20 @@ def simulated_capacity(
     """
     manifolds, labels = validate_manifolds(x, by)
     validate_settings(seed=seed)
-    if isinstance(n_dichotomies, bool) or not isinstance(n_dichotomies, (int, np.integer)) or n_dichotomies < 1:
-        raise ValueError(f"n_dichotomies must be an integer >= 1, got {n_dichotomies!r}")
+    n_dichotomies = check_int("n_dichotomies", n_dichotomies, low=1, high=MAX_DICHOTOMIES)
+    balanced = check_bool("balanced", balanced)
     P, N = len(manifolds), manifolds[0].shape[1]
-    hi = N if max_dimension is None else int(max_dimension)
-    if hi < 1:
-        raise ValueError(f"max_dimension must be >= 1, got {max_dimension!r}")
+    M = sum(m.shape[0] for m in manifolds)
+    hi = check_int("max_dimension", max_dimension, low=1, none=True)
+    if hi is None:
+        hi = N
+    elif hi > N:
+        raise ValueError(f"max_dimension={hi} exceeds the number of features N={N}: a projection to more than N "
+                         "dimensions separates exactly the dichotomies that N dimensions do")
+    # one projection (N, n) and the projected points (M, n) at a time, plus the LP's constraint matrix
+    check_nbytes("max_dimension" if max_dimension is not None else "the number of features", hi,
+                 8 * hi * (N + 3 * M), what=f"projections of {M} points from {N} to {hi} dimensions")
+    manifolds = _scaled(manifolds)
     origin = np.vstack(manifolds).mean(0)
     manifolds = [m - origin for m in manifolds]
     cache: dict[int, float] = {0: 0.0}

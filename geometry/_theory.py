@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from data._checks import check_float, check_int
+
 __all__ = ["gardner_capacity", "ball_capacity", "subspace_capacity"]
 
 
@@ -26,9 +28,14 @@ def gardner_capacity(kappa: float = 0.0) -> float:
     >>> geometry.gardner_capacity(0.0), round(geometry.gardner_capacity(1.0), 6)
     (2.0, 0.519572)
     """
-    if not np.isfinite(kappa) or kappa < 0:
-        raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
-    return float(1.0 / (kappa * norm.pdf(kappa) + (1.0 + kappa * kappa) * norm.cdf(kappa)))
+    return float(1.0 / _inverse_gardner(kappa))
+
+
+def _inverse_gardner(kappa: float) -> float:
+    """``1 / alpha_0(kappa)``; ``inf`` where ``kappa^2`` overflows (kappa beyond ~1e154: the capacity is 0)."""
+    kappa = check_float("kappa", kappa, low=0.0)
+    with np.errstate(over="ignore"):  # pdf's exp(-kappa^2 / 2) underflows to 0 there, as it should
+        return float(kappa * norm.pdf(kappa) + (1.0 + kappa * kappa) * norm.cdf(kappa))
 
 
 def ball_capacity(dimension: int) -> float:
@@ -49,8 +56,7 @@ def ball_capacity(dimension: int) -> float:
     >>> geometry.ball_capacity(1)
     1.0
     """
-    if dimension < 0:
-        raise ValueError(f"dimension must be >= 0, got {dimension!r}")
+    dimension = check_int("dimension", dimension, low=0)
     return 2.0 / (dimension + 1)
 
 
@@ -74,6 +80,5 @@ def subspace_capacity(dimension: int, kappa: float = 0.0) -> float:
     >>> round(geometry.subspace_capacity(1), 6)
     0.666667
     """
-    if dimension < 0:
-        raise ValueError(f"dimension must be >= 0, got {dimension!r}")
-    return float(1.0 / (dimension + 1.0 / gardner_capacity(kappa)))
+    dimension = check_int("dimension", dimension, low=0)
+    return float(1.0 / (dimension + _inverse_gardner(kappa)))
