@@ -10,6 +10,7 @@ from typing import Any
 
 import data
 from data import LR_SCALINGS
+from data._checks import check_seed, check_str
 
 __all__ = [
     "MosaicConfig",
@@ -446,6 +447,7 @@ class DataConfig:
             raise TypeError(f"test_sources must be photograph names, got {self.test_sources!r}")
         if not isinstance(self.flips, bool):
             raise TypeError(f"flips must be a bool, got {self.flips!r}")
+        check_seed("seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -570,6 +572,7 @@ def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     >>> decoding.default_config("paper").enhancer.scaled_channels
     (64, 128, 256, 256)
     """
+    check_str("preset", preset)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     return data.update_config(StudyConfig(**PRESETS[preset]), overrides)
@@ -587,6 +590,13 @@ def study_config_from_json(text: str) -> StudyConfig:
     -------
     StudyConfig
 
+    Raises
+    ------
+    TypeError
+        If ``text`` is not a string.
+    ValueError
+        If it is not JSON of an object with the fields of a :class:`StudyConfig` (or a field is invalid).
+
     Examples
     --------
     >>> import json, dataclasses, decoding
@@ -596,7 +606,14 @@ def study_config_from_json(text: str) -> StudyConfig:
     """
     import json
 
-    values = json.loads(text)
+    check_str("text", text)
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"text is not valid JSON: {exc}") from None
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for k, v in values.items()
+                                               if k in ("data", "retina", "decoder", "enhancer", "train")):
+        raise ValueError("text must be the JSON of a StudyConfig (an object with data, retina, ... objects)")
     values.pop("type", None)
     parts = {"data": DataConfig, "retina": RetinaConfig, "decoder": DecoderConfig, "enhancer": EnhancerConfig,
              "train": TrainConfig}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pickle
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import data
+from data._checks import check_array, check_bool, check_device, check_int, check_path, check_seed
 
 from ._config import EnhancerConfig, TrainConfig
 from ._distributed import check_same_everywhere, global_batch_norm
@@ -56,6 +58,7 @@ class Enhancer(nn.Module):
         config = EnhancerConfig() if config is None else config
         if not isinstance(config, EnhancerConfig):
             raise TypeError(f"config must be an EnhancerConfig, got {type(config).__name__}")
+        seed = check_seed("seed", seed)
         self.config = config
         chans = config.scaled_channels
         with torch.random.fork_rng(devices=[]):
@@ -130,12 +133,12 @@ class Enhancer(nn.Module):
         >>> bool(np.allclose(net.enhance(x), x))  # a fresh residual enhancer is the identity
         True
         """
-        x = np.asarray(reconstructions, dtype=np.float32)
+        x = check_array("reconstructions", reconstructions, dtype=np.float32)
         if x.ndim != 3 or x.shape[0] == 0:
             raise ValueError(f"reconstructions must be a non-empty (n, y, x) array, got shape {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("reconstructions contain NaN or inf values")
-        dev = next(self.parameters()).device if device is None else torch.device(device)
+        batch_size = check_int("batch_size", batch_size, low=1)
+        device = check_device("device", device, none=True)
+        dev = next(self.parameters()).device if device is None else device
         was_training = self.training
         self.eval()
         out = np.empty_like(x)
@@ -253,9 +256,12 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
 
     Raises
     ------
+    TypeError
+        For arguments of the wrong type (non-numeric or complex images, a non-path ``checkpoint``, a non-bool
+        ``resume`` or ``progress``), before any training.
     ValueError
-        For mismatched shapes, NaN, images too small for the patch size, a checkpoint from another setup or
-        another number of processes, or inputs that differ between processes.
+        For mismatched shapes, NaN, images too small for the patch size, an unknown device, a checkpoint from
+        another setup or another number of processes, or inputs that differ between processes.
 
     Examples
     --------
@@ -274,16 +280,18 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         raise TypeError(f"model must be an Enhancer, got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    x = np.asarray(inputs, dtype=np.float32)
-    y = np.asarray(targets, dtype=np.float32)
+    x = check_array("inputs", inputs, dtype=np.float32)
+    y = check_array("targets", targets, dtype=np.float32)
+    ckpt_path = check_path("checkpoint", checkpoint, none=True)
+    resume = check_bool("resume", resume)
+    check_device("device", device)
+    progress = check_bool("progress", progress)
     if x.shape != y.shape or x.ndim != 3:
         raise ValueError(f"inputs {x.shape} and targets {y.shape} must be equal (n, size, size) arrays")
     if x.shape[0] == 0:
         raise ValueError("empty batch: no training pairs")
     if x.shape[1] != x.shape[2]:
         raise ValueError(f"training images must be square, got {x.shape[1]} x {x.shape[2]}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("inputs or targets contain NaN or inf values")
     size = x.shape[1]
     patch = config.patch_size or size
     if patch > size:
@@ -296,7 +304,6 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
     start_epoch = 0
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt_path is not None and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if state["enhancer_config"] != asdict(model.config):
@@ -399,6 +406,10 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    TypeError
+        If ``path`` is not a path or ``device`` not a device.
+    ValueError
+        Naming ``path``, if the file is not a readable enhancer checkpoint (truncated, say).
 
     Examples
     --------
@@ -412,11 +423,17 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     >>> load_enhancer(p)[1]["epoch"]
     1
     """
-    path = Path(path)
+    path = check_path("path", path)
+    device = check_device("device", device)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = Enhancer(EnhancerConfig(**state["enhancer_config"])).to(device)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        config = EnhancerConfig(**state["enhancer_config"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read {path}: not a readable enhancer checkpoint ({type(exc).__name__}: "
+                         f"{exc})") from exc
+    model = Enhancer(config).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     meta = {k: v for k, v in state.items() if k not in ("model", "optimizer")}

@@ -10,6 +10,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import data
+from data._checks import check_array, check_bool, check_choice, check_device, check_float, check_int, check_seed
 
 __all__ = ["LinearDecoder", "PointwiseNonlinearity", "validate_counts"]
 
@@ -106,6 +107,13 @@ class LinearDecoder:
     progress
         Show a progress bar while accumulating.
 
+    Raises
+    ------
+    TypeError, ValueError
+        From the constructor (and again from :meth:`fit`), naming the parameter: ``alpha`` not a finite number
+        ``>= 0``, ``chunk_size`` not a positive integer, an unknown ``dtype`` or ``device``, a non-bool
+        ``progress``.
+
     Attributes
     ----------
     coef_ : numpy.ndarray
@@ -141,15 +149,14 @@ class LinearDecoder:
         self.dtype = dtype
         self.device = device
         self.progress = progress
+        self._check_params()
 
     def _check_params(self) -> torch.dtype:
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not np.isfinite(self.alpha) \
-                or self.alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_float("alpha", self.alpha, low=0.0)
+        check_int("chunk_size", self.chunk_size, low=1)
+        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_device("device", self.device)
+        check_bool("progress", self.progress)
         return torch.float32 if self.dtype == "float32" else torch.float64
 
     def fit(self, counts: Any, images: Any) -> LinearDecoder:
@@ -234,7 +241,7 @@ class LinearDecoder:
         counts
             Assembly or array ``(n_images, n_cells)``.
         batch_size
-            Images per block.
+            Images per block (a positive integer).
 
         Returns
         -------
@@ -245,8 +252,10 @@ class LinearDecoder:
         ------
         RuntimeError
             Before :meth:`fit`.
+        TypeError
+            For a ``batch_size`` that is not an integer, counts that are not real numbers.
         ValueError
-            For a wrong number of cells.
+            For a wrong number of cells, a ``batch_size < 1``.
 
         Examples
         --------
@@ -257,6 +266,7 @@ class LinearDecoder:
         >>> dec.predict(rng.poisson(4, (5, 10))).shape
         (5, 2, 2)
         """
+        batch_size = check_int("batch_size", batch_size, low=1)
         if not hasattr(self, "coef_"):
             raise RuntimeError("LinearDecoder is not fitted; call fit first")
         r = validate_counts(counts)
@@ -306,6 +316,8 @@ class PointwiseNonlinearity:
     def __init__(self, max_samples: int = 500_000, *, seed: int = 0) -> None:
         self.max_samples = max_samples
         self.seed = seed
+        check_int("max_samples", max_samples, low=1)
+        check_seed("seed", seed)
 
     def fit(self, reconstructions: Any, images: Any) -> PointwiseNonlinearity:
         """Fit the monotone function from reconstructions to true images.
@@ -332,8 +344,8 @@ class PointwiseNonlinearity:
         """
         from sklearn.isotonic import IsotonicRegression
 
-        if not isinstance(self.max_samples, int) or self.max_samples < 1:
-            raise ValueError(f"max_samples must be a positive integer, got {self.max_samples!r}")
+        check_int("max_samples", self.max_samples, low=1)
+        check_seed("seed", self.seed)
         rec, _ = _targets(np.asarray(reconstructions) if not isinstance(reconstructions, xr.Dataset)
                           else reconstructions)
         img, _ = _targets(images)
@@ -371,7 +383,5 @@ class PointwiseNonlinearity:
         """
         if not hasattr(self, "knots_x_"):
             raise RuntimeError("PointwiseNonlinearity is not fitted; call fit first")
-        x = np.asarray(reconstructions, dtype=np.float64)
-        if not np.isfinite(x).all():
-            raise ValueError("reconstructions contain NaN or inf values")
+        x = check_array("reconstructions", reconstructions)
         return np.interp(x, self.knots_x_, self.knots_y_).astype(np.float32)

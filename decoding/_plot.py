@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from data._checks import check_int, check_path
+
 from . import metrics
 
 __all__ = ["plot_reconstructions"]
@@ -36,8 +38,10 @@ def plot_reconstructions(results: xr.Dataset | str | Path, path: str | Path, *, 
 
     Raises
     ------
+    TypeError
+        If ``results`` is neither a Dataset nor a path, ``path`` not a path, ``dpi`` not an integer.
     ValueError
-        If ``results`` lacks the stored examples.
+        If ``results`` lacks the stored examples, or ``dpi`` is outside [1, 2400].
 
     Examples
     --------
@@ -49,8 +53,10 @@ def plot_reconstructions(results: xr.Dataset | str | Path, path: str | Path, *, 
 
     from ._study import load_results
 
+    path = check_path("path", path)
+    dpi = check_int("dpi", dpi, low=1, high=2400)
     if not isinstance(results, xr.Dataset):
-        results = load_results(results)
+        results = load_results(check_path("results", results))
     for var in ("original", "reconstruction"):
         if var not in results:
             raise ValueError(f"results have no {var!r} variable (were they written by decoding.run_study?)")

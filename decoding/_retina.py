@@ -14,6 +14,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import data
+from data._checks import check_bool, check_int, check_seed
 
 from ._config import RetinaConfig
 
@@ -61,6 +62,7 @@ def validate_images(images: Any, image_size: int | None = None) -> Any:
     ...
     ValueError: images must be 16 x 16 pixels, got 8 x 8
     """
+    image_size = check_int("image_size", image_size, low=1, none=True)
     if isinstance(images, xr.Dataset):
         if "image" in images.data_vars and "channel" in images["image"].dims:
             raise ValueError("the retina takes grayscale images; this stimulus set has a 'channel' dim")
@@ -324,6 +326,8 @@ class Retina(torch.nn.Module):
         >>> Retina().rates(np.full((1, 128, 128), 0.5)).shape
         (1, 5398)
         """
+        batch_size = check_int("batch_size", batch_size, low=1)
+        progress = check_bool("progress", progress)
         arr, _ = as_images(images, self.config.image_size)
         return self._run(arr, batch_size, progress, seed=None)
 
@@ -367,11 +371,11 @@ class Retina(torch.nn.Module):
         >>> sorted(set(counts.cell_type.values.tolist()))
         ['off_midget', 'off_parasol', 'on_midget', 'on_parasol']
         """
+        seed = check_seed("seed", self.config.seed if seed is None else seed)
+        batch_size = check_int("batch_size", batch_size, low=1)
+        progress = check_bool("progress", progress)
+        n_threads = check_int("n_threads", n_threads, low=1, high=1024, none=True)
         arr, ids = as_images(images, self.config.image_size)
-        seed = self.config.seed if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        seed = int(seed)
         counts = self._run(arr, batch_size, progress, seed=seed, n_threads=n_threads)
         meta = {}
         if isinstance(images, xr.Dataset):  # the stimulus set's "source" (photograph) becomes "source_image"
@@ -390,8 +394,6 @@ class Retina(torch.nn.Module):
 
     def _run(self, arr: np.ndarray | torch.Tensor, batch_size: int, progress: bool, seed: int | None,
              n_threads: int | None = None) -> np.ndarray:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         noisy = seed is not None and self.config.noise == "poisson"
         if noisy:  # noise blocks never straddle batches
             batch_size = max(_NOISE_BLOCK, batch_size // _NOISE_BLOCK * _NOISE_BLOCK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 import xarray as xr
 
 import data
+from data._checks import check_array, check_bool, check_device, check_float, check_int, check_path, check_seed
 
 from . import metrics
 from ._config import DataConfig, StudyConfig
@@ -49,6 +51,8 @@ def split_by_source(photos: xr.Dataset, test_sources: tuple[str, ...] | list[str
 
     Raises
     ------
+    TypeError
+        For ``test_sources`` that are not photograph names, non-integer ``n_test`` or ``seed``.
     ValueError
         For unknown names, no ``source`` coordinate, or a split that leaves either side empty.
 
@@ -62,6 +66,11 @@ def split_by_source(photos: xr.Dataset, test_sources: tuple[str, ...] | list[str
     (['camera', 'coins'], ['moon'])
     """
     data.validate_stimuli(photos)
+    if isinstance(test_sources, (str, bytes)) or not isinstance(test_sources, (tuple, list)) \
+            or not all(isinstance(t, str) for t in test_sources):
+        raise TypeError(f"test_sources must be a list or tuple of photograph names, got {test_sources!r}")
+    n_test = check_int("n_test", n_test)
+    seed = check_seed("seed", seed)
     if "source" not in photos.coords:
         raise ValueError("photographs need a 'source' coordinate naming each photograph")
     sources = photos["source"].values.astype(str)
@@ -166,6 +175,9 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
     >>> set(sets["test"].source.values) & set(sets["decoder"].source.values)
     set()
     """
+    if not isinstance(config, DataConfig):
+        raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+    image_size = check_int("image_size", image_size, low=1)
     if image_size > config.photo_size:
         raise ValueError(f"crop size {image_size} exceeds the photograph size {config.photo_size}")
     train, test = study_photographs(config)
@@ -208,6 +220,14 @@ def evaluate(reference: Any, reconstructions: dict[str, Any], *, data_range: flo
     xarray.Dataset
         Variables ``mse``, ``psnr``, ``ssim`` with dims ``(decoder, stimulus_id)``.
 
+    Raises
+    ------
+    TypeError
+        For ``reconstructions`` that is not a mapping of method names to arrays, non-numeric images.
+    ValueError
+        For no reconstructions, shapes that differ, NaN/inf, a ``data_range`` that is not a positive finite
+        number, a ``stimulus_id`` of the wrong length.
+
     Examples
     --------
     >>> import numpy as np
@@ -221,10 +241,16 @@ def evaluate(reference: Any, reconstructions: dict[str, Any], *, data_range: flo
         data.validate_stimuli(reference)
         stimulus_id = reference["stimulus_id"].values if stimulus_id is None else stimulus_id
         reference = reference["image"].values
-    ref = np.asarray(reference)
+    ref = check_array("reference", reference, ndim=3)
+    if not isinstance(reconstructions, Mapping) or not all(isinstance(k, str) for k in reconstructions):
+        raise TypeError(f"reconstructions must be a mapping of method names to arrays, got "
+                        f"{type(reconstructions).__name__}")
     if not reconstructions:
         raise ValueError("no reconstructions to evaluate")
+    data_range = check_float("data_range", data_range, low=0.0, low_open=True)
     ids = np.arange(len(ref)) if stimulus_id is None else np.asarray(stimulus_id)
+    if ids.shape != (len(ref),):
+        raise ValueError(f"stimulus_id must hold one id per image ({len(ref)}), got shape {ids.shape}")
     names = list(reconstructions)
     out = {k: np.stack([np.atleast_1d(fn(ref, reconstructions[m], **kw)) for m in names])
            for k, fn, kw in (("mse", metrics.mse, {}), ("psnr", metrics.psnr, {"data_range": data_range}),
@@ -274,6 +300,14 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         ``cpu_seconds`` (CPU time of this process per step, summed over threads: comparable across machine loads)
         and ``summary`` (JSON mean metrics per method).
 
+    Raises
+    ------
+    TypeError
+        Before any work, for a ``config`` that is not a :class:`StudyConfig`, a non-path ``out_dir``, a non-bool
+        ``resume`` or ``progress``, a ``device`` that is not a device name.
+    ValueError
+        Before any work, for ``resume`` without ``out_dir`` or an unknown device.
+
     Examples
     --------
     >>> import decoding
@@ -283,7 +317,10 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     config = StudyConfig() if config is None else config
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
-    out = Path(out_dir) if out_dir is not None else None
+    out = check_path("out_dir", out_dir, none=True)
+    resume = check_bool("resume", resume)
+    check_device("device", device)
+    progress = check_bool("progress", progress)
     if resume and out is None:
         raise ValueError("resume needs out_dir (where the checkpoint is)")
     rank, world = data.rank_and_world()
@@ -372,6 +409,10 @@ def load_results(path: str | Path) -> xr.Dataset:
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    TypeError
+        If ``path`` is not a path.
     ValueError
         If the file is not a decoding results file.
 
@@ -380,6 +421,7 @@ def load_results(path: str | Path) -> xr.Dataset:
     >>> import decoding
     >>> decoding.load_results("missing.nc")  # doctest: +SKIP
     """
+    path = check_path("path", path)
     res = data.load(path)
     if not isinstance(res, xr.Dataset) or not {"psnr", "ssim", "reconstruction", "original"} <= set(res.data_vars):
         raise ValueError(f"{path} is not a decoding results file (needs psnr, ssim, original, reconstruction)")
@@ -398,6 +440,13 @@ def summary_table(results: xr.Dataset) -> str:
     -------
     str
 
+    Raises
+    ------
+    TypeError
+        If ``results`` is not an ``xarray.Dataset``.
+    ValueError
+        If it lacks the ``mse``, ``psnr`` and ``ssim`` variables along ``(decoder, stimulus_id)``.
+
     Examples
     --------
     >>> import numpy as np
@@ -406,6 +455,14 @@ def summary_table(results: xr.Dataset) -> str:
     >>> print(summary_table(evaluate(ref, {"noisy": ref + 0.1})).splitlines()[1])
     noisy         0.01000      20.00 +- 0.00    0.9853 +- 0.0005
     """
+    if not isinstance(results, xr.Dataset):
+        raise TypeError(f"results must be an xarray.Dataset (from run_study or evaluate), got "
+                        f"{type(results).__name__}")
+    missing = [v for v in ("mse", "psnr", "ssim") if v not in results.data_vars
+               or set(results[v].dims) != {"decoder", "stimulus_id"}]
+    if missing:
+        raise ValueError(f"results lack the variable(s) {missing} along (decoder, stimulus_id); pass the output "
+                         "of decoding.run_study or decoding.evaluate")
     lines = [f"{'decoder':<12} {'MSE':>8} {'PSNR (dB)':>16} {'SSIM':>16}"]
     n = results.sizes["stimulus_id"]
     for m in results["decoder"].values:

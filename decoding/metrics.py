@@ -14,20 +14,24 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from data._checks import check_array, check_float
+
 __all__ = ["mse", "psnr", "ssim"]
 
 
-def _as_array(images: Any) -> np.ndarray:
+def _as_array(name: str, images: Any) -> np.ndarray:
     if isinstance(images, xr.Dataset):
         if "image" not in images:
             raise ValueError(f"a Dataset passed as images needs an 'image' variable, it has {list(images.data_vars)}")
         images = images["image"]
-    return np.asarray(images, dtype=np.float64)
+    if isinstance(images, xr.DataArray):
+        images = images.values
+    return check_array(name, images, finite=False, min_size=0)
 
 
 def _pair(reference: Any, reconstruction: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    a = _as_array(reference)
-    b = _as_array(reconstruction)
+    a = _as_array("reference", reference)
+    b = _as_array("reconstruction", reconstruction)
     if a.shape != b.shape:
         raise ValueError(f"reference {a.shape} and reconstruction {b.shape} differ in shape")
     if a.ndim not in (2, 3):
@@ -42,10 +46,7 @@ def _pair(reference: Any, reconstruction: Any) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _check_range(data_range: float) -> float:
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not np.isfinite(data_range) \
-            or data_range <= 0:
-        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    return float(data_range)
+    return check_float("data_range", data_range, low=0.0, low_open=True)
 
 
 def mse(reference: Any, reconstruction: Any) -> float | np.ndarray:
@@ -69,8 +70,14 @@ def mse(reference: Any, reconstruction: Any) -> float | np.ndarray:
     0.25
     """
     a, b, single = _pair(reference, reconstruction)
-    out = ((a - b) ** 2).mean(axis=(1, 2))
+    out = _mean_squared_error(a, b)
     return float(out[0]) if single else out
+
+
+def _mean_squared_error(a: np.ndarray, b: np.ndarray, unit: float = 1.0) -> np.ndarray:
+    """Per-image mean of ``((a - b) / unit)^2`` over ``(n, y, x)`` batches."""
+    diff = a - b if unit == 1.0 else (a - b) / unit
+    return (diff ** 2).mean(axis=(1, 2))
 
 
 def psnr(reference: Any, reconstruction: Any, *, data_range: float = 1.0) -> float | np.ndarray:
@@ -96,10 +103,13 @@ def psnr(reference: Any, reconstruction: Any, *, data_range: float = 1.0) -> flo
     20.0
     """
     data_range = _check_range(data_range)
-    err = np.asarray(mse(reference, reconstruction))
+    a, b, single = _pair(reference, reconstruction)
+    # -10 log10 of the MSE of the images in units of data_range: equal to 10 log10(range^2 / MSE), without the
+    # overflow of range^2 or of the squared errors for data at a huge scale (PSNR is scale-invariant)
+    err = _mean_squared_error(a, b, data_range)
     with np.errstate(divide="ignore"):
-        out = 10.0 * np.log10(data_range ** 2 / err)
-    return float(out) if out.ndim == 0 else out
+        out = -10.0 * np.log10(err)
+    return float(out[0]) if single else out
 
 
 def ssim(reference: Any, reconstruction: Any, *, data_range: float = 1.0, **kwargs: Any) -> float | np.ndarray:
@@ -134,5 +144,7 @@ def ssim(reference: Any, reconstruction: Any, *, data_range: float = 1.0, **kwar
     a, b, single = _pair(reference, reconstruction)
     if min(a.shape[1:]) < 7:
         raise ValueError(f"SSIM needs images of at least 7 x 7 pixels, got {a.shape[1]} x {a.shape[2]}")
+    if data_range != 1.0:  # SSIM is invariant to scaling images and range together; (range)^2 would overflow
+        a, b, data_range = a / data_range, b / data_range, 1.0
     out = np.array([structural_similarity(x, y, data_range=data_range, **kwargs) for x, y in zip(a, b)])
     return float(out[0]) if single else out
