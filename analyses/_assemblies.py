@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 import data
+from data._checks import check_float
 
 __all__ = ["average_time", "average_repetitions", "RESPONSE_WINDOW_MS"]
 
@@ -35,9 +36,11 @@ def average_time(assembly: xr.DataArray, window_ms: tuple[float, float] | None =
 
     Raises
     ------
+    TypeError
+        If ``window_ms`` is not a pair of numbers (or None).
     ValueError
-        If the assembly has time bins but no ``time_bin_start``/``time_bin_end`` coordinates (with a window), or
-        no bin lies in the window.
+        If the assembly has time bins but no ``time_bin_start``/``time_bin_end`` coordinates (with a window), no
+        bin lies in the window, or the window's start is not below its end (or is NaN).
 
     Examples
     --------
@@ -49,6 +52,13 @@ def average_time(assembly: xr.DataArray, window_ms: tuple[float, float] | None =
     3.0
     """
     data.validate_assembly(assembly)
+    if window_ms is not None:
+        if isinstance(window_ms, (str, bytes)) or not isinstance(window_ms, (tuple, list)) or len(window_ms) != 2:
+            raise TypeError(f"window_ms must be (start, end) in ms or None, got {window_ms!r:.60}")
+        start, end = (check_float("window_ms[0]", window_ms[0], finite=False),
+                      check_float("window_ms[1]", window_ms[1], finite=False))
+        if not start < end:
+            raise ValueError(f"window_ms must be (start, end) with start < end, got {window_ms}")
     if "time_bin" not in assembly.dims:
         return assembly
     if window_ms is None:

@@ -13,6 +13,7 @@ import xarray as xr
 from cycler import cycler
 
 import data
+from data._checks import check_int, check_path
 
 __all__ = [
     "FIGURE_STYLE",
@@ -80,14 +81,22 @@ def save_figure(fig: Any, path_stem: str | os.PathLike, *, formats: tuple[str, .
     path_stem
         Destination without suffix (a given suffix is replaced), e.g. ``out/texture_modulation``.
     formats
-        File formats to write.
+        File formats to write (matplotlib's names: ``"png"``, ``"pdf"``, ``"svg"`` ...).
     dpi
-        Resolution of raster formats.
+        Resolution of raster formats, in ``[1, 2400]``.
 
     Returns
     -------
     list of pathlib.Path
         The files written.
+
+    Raises
+    ------
+    TypeError
+        Before writing anything: ``fig`` is not a matplotlib figure, ``path_stem`` not a path, ``formats`` not a
+        list of strings, ``dpi`` not an integer.
+    ValueError
+        Before writing anything: no or unsupported formats, ``dpi`` out of range.
 
     Examples
     --------
@@ -97,7 +106,19 @@ def save_figure(fig: Any, path_stem: str | os.PathLike, *, formats: tuple[str, .
     >>> [p.suffix for p in analyses.save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "line")]
     ['.png', '.pdf']
     """
-    stem = Path(path_stem)
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    stem = check_path("path_stem", path_stem)
+    if isinstance(formats, (str, bytes)) or not isinstance(formats, (tuple, list)) \
+            or not all(isinstance(f, str) for f in formats):
+        raise TypeError(f"formats must be a tuple of format names such as ('png', 'pdf'), got {formats!r:.60}")
+    supported = fig.canvas.get_supported_filetypes()
+    unknown = [f for f in formats if f not in supported]
+    if not formats or unknown:
+        raise ValueError(f"formats must name at least one of {sorted(supported)}, got {tuple(formats)!r}")
+    dpi = check_int("dpi", dpi, low=1, high=2400)
     if stem.suffix.lower() in (".png", ".pdf", ".svg", ".jpg"):
         stem = stem.with_suffix("")
     written = []
@@ -157,6 +178,8 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
 
     Raises
     ------
+    TypeError
+        If ``results`` is not a Dataset, a path or a mapping of them, or ``path_stem`` is not a path.
     ValueError
         If the results lack the variables of :func:`analyses.texture_modulation`.
 
@@ -173,6 +196,7 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
     """
     from matplotlib.figure import Figure
 
+    check_path("path_stem", path_stem)
     res = _results(results, "texture_modulation")
     for label, ds in res.items():
         _require(ds, ("modulation", "region_mean", "region_family_mean"), label, "texture_modulation")
@@ -228,6 +252,8 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
 
     Raises
     ------
+    TypeError
+        If ``results`` is not a Dataset, a path or a mapping of them, or ``path_stem`` is not a path.
     ValueError
         If the results lack the variables of :func:`analyses.neural_predictivity`.
 
@@ -243,6 +269,7 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
     """
     from matplotlib.figure import Figure
 
+    check_path("path_stem", path_stem)
     res = _results(results, "neural_predictivity")
     for label, ds in res.items():
         _require(ds, ("raw", "raw_sem", "ceiling", "normalized"), label, "neural_predictivity")
@@ -309,8 +336,11 @@ def plot_texture_stimuli(stimuli: xr.Dataset | str | os.PathLike, path_stem: str
 
     Raises
     ------
+    TypeError
+        For a ``path_stem`` that is not a path, non-integer ``n_samples`` / ``max_families``.
     ValueError
-        If the stimulus set lacks ``texture_family`` / ``texture_type`` / ``sample``.
+        If the stimulus set lacks ``texture_family`` / ``texture_type`` / ``sample``, or ``n_samples`` /
+        ``max_families`` is below 1.
 
     Examples
     --------
@@ -322,6 +352,9 @@ def plot_texture_stimuli(stimuli: xr.Dataset | str | os.PathLike, path_stem: str
     """
     from matplotlib.figure import Figure
 
+    check_path("path_stem", path_stem)
+    n_samples = check_int("n_samples", n_samples, low=1)
+    max_families = check_int("max_families", max_families, low=1, none=True)
     if isinstance(stimuli, (str, os.PathLike)):
         stimuli = data.load(stimuli)
     data.validate_stimuli(stimuli)

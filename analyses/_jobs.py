@@ -7,8 +7,9 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
+
+from data._checks import check_float, check_int, check_path, check_str
 
 __all__ = ["JobStep", "JobFailure", "JobsFailedError", "run_jobs", "EXECUTORS"]
 
@@ -33,6 +34,12 @@ class JobStep:
     name
         Label used in reports (default: ``module.qualname`` of the function).
 
+    Raises
+    ------
+    TypeError
+        For a ``function`` that is not callable, ``args`` that is not a tuple or list, ``kwargs`` that is not a
+        mapping with string keys, a ``name`` that is not a string.
+
     Examples
     --------
     >>> import math, analyses
@@ -44,6 +51,16 @@ class JobStep:
     args: tuple = ()
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.function):
+            raise TypeError(f"function must be callable, got {self.function!r}")
+        if not isinstance(self.args, (tuple, list)):
+            raise TypeError(f"args must be a tuple of positional arguments, got {type(self.args).__name__}")
+        object.__setattr__(self, "args", tuple(self.args))
+        if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):
+            raise TypeError(f"kwargs must be a mapping of argument names to values, got {self.kwargs!r}")
+        check_str("name", self.name, none=True)
 
     @property
     def label(self) -> str:
@@ -59,6 +76,18 @@ class JobStep:
 class JobFailure:
     """A failed step: its index, label, job id, error summary and the remote traceback.
 
+    Parameters
+    ----------
+    index
+        Position of the step (``>= 0``).
+    label, job_id, summary, traceback
+        Strings: the step's label, the scheduler's job id, a one-line error summary and the full traceback.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a negative or non-integer ``index`` or a non-string field.
+
     Examples
     --------
     >>> import analyses
@@ -73,9 +102,23 @@ class JobFailure:
     summary: str
     traceback: str
 
+    def __post_init__(self) -> None:
+        check_int("index", self.index, low=0)
+        for name in ("label", "job_id", "summary", "traceback"):
+            check_str(name, getattr(self, name))
+
 
 class JobsFailedError(RuntimeError):
     """Raised by :func:`run_jobs` when any step fails; lists every failed step with its error.
+
+    Parameters
+    ----------
+    failures
+        The failed steps (at least one).
+    results
+        Results in step order, ``None`` for failed steps.
+    n_steps
+        Number of steps run (at least ``len(failures)``).
 
     Attributes
     ----------
@@ -92,6 +135,13 @@ class JobsFailedError(RuntimeError):
     """
 
     def __init__(self, failures: list[JobFailure], results: list[Any], n_steps: int):
+        if not isinstance(failures, (list, tuple)) or not failures \
+                or not all(isinstance(f, JobFailure) for f in failures):
+            raise TypeError(f"failures must be a non-empty list of JobFailure, got {failures!r:.80}")
+        if not isinstance(results, (list, tuple)):
+            raise TypeError(f"results must be a list, got {type(results).__name__}")
+        check_int("n_steps", n_steps, low=len(failures))
+        failures, results = list(failures), list(results)
         self.failures = failures
         self.results = results
         lines = [f"{len(failures)} of {n_steps} job(s) failed:"]
@@ -173,8 +223,11 @@ def run_jobs(steps: Sequence[Any], *, executor: str = "local", folder: str | os.
 
     Raises
     ------
+    TypeError
+        Before submitting anything: arguments of the wrong type (a non-path ``folder``, a string for a number).
     ValueError
-        Before submitting anything: unknown executor, malformed step, Slurm parameters for a non-Slurm executor.
+        Before submitting anything: unknown executor, malformed step, Slurm parameters for a non-Slurm executor,
+        a ``timeout_min`` that is not a positive finite number, ``poll_s`` outside ``(0, 60]``.
     JobsFailedError
         After all jobs ended, if any failed.
 
@@ -187,20 +240,26 @@ def run_jobs(steps: Sequence[Any], *, executor: str = "local", folder: str | os.
     """
     import submitit
 
+    check_str("executor", executor)
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if slurm_params is not None and (not isinstance(slurm_params, Mapping)
+                                     or not all(isinstance(k, str) for k in slurm_params)):
+        raise TypeError(f"slurm_params must be a mapping of submitit parameter names, got {slurm_params!r:.80}")
     if slurm_params and executor != "slurm":
         raise ValueError(f"slurm_params given for executor {executor!r}; they only apply to 'slurm'")
-    if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
-        raise ValueError(f"max_parallel must be a positive integer or None, got {max_parallel!r}")
-    if not timeout_min > 0:
-        raise ValueError(f"timeout_min must be positive, got {timeout_min}")
+    max_parallel = check_int("max_parallel", max_parallel, low=1, none=True)
+    timeout_min = check_float("timeout_min", timeout_min, low=0.0, low_open=True)
+    poll_s = check_float("poll_s", poll_s, low=0.0, high=60.0, low_open=True)
+    folder = check_path("folder", folder)
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise TypeError(f"steps must be a list of JobStep, callables or (function, args[, kwargs]) tuples, got "
+                        f"{type(steps).__name__}")
     items = list(steps)
     if not items:
         raise ValueError("no steps to run")
     jobs_steps = [_as_step(item, i) for i, item in enumerate(items)]
 
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ex = submitit.AutoExecutor(folder=folder / "%j", cluster=executor)
     params: dict[str, Any] = {"timeout_min": int(max(1, round(timeout_min))), "name": "lcl-workbench"}

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 import data
+from data._checks import check_float, check_int, check_real_dtype, check_seed, check_str
 
 from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
 
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 REGRESSIONS = ("pls", "ridge")
+#: Largest number of splits (stimulus splits or ceiling split-halves) accepted: each is a regression fit.
+MAX_SPLITS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,14 @@ class PredictivityConfig:
     window_ms
         Response window averaged when assemblies have time bins (Brain-Score: 50-200 ms).
     seed
-        ``random_state`` of the stimulus splits and of the repetition split-halves (Brain-Score: 1).
+        ``random_state`` of the stimulus splits and of the repetition split-halves (Brain-Score: 1), in
+        ``[0, 2**32 - 1]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On construction, naming the field: the checks of :func:`validate_predictivity_config` without
+        ``n_stimuli``.
 
     Examples
     --------
@@ -70,6 +80,40 @@ class PredictivityConfig:
     ceiling_splits: int = 10
     window_ms: tuple[float, float] = RESPONSE_WINDOW_MS
     seed: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+
+def _check_fields(c: PredictivityConfig) -> None:
+    check_str("regression", c.regression)
+    if c.regression not in REGRESSIONS:
+        raise ValueError(f"unknown regression {c.regression!r}; choose one of {REGRESSIONS}")
+    for field in ("n_components", "n_splits", "ceiling_splits"):
+        v = getattr(c, field)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{field} must be a positive integer, got {v!r}")
+    check_int("n_splits", c.n_splits, high=MAX_SPLITS)
+    check_int("ceiling_splits", c.ceiling_splits, high=MAX_SPLITS)
+    train_size = check_float("train_size", c.train_size)
+    if not 0 < train_size < 1:
+        raise ValueError(f"train_size must lie in (0, 1), got {c.train_size}")
+    alphas = c.ridge_alphas
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, (tuple, list)):
+        raise TypeError(f"ridge_alphas must be a tuple of positive numbers, got {alphas!r:.60}")
+    if not alphas:
+        raise ValueError(f"ridge_alphas must be positive, got {alphas}")
+    for a in alphas:
+        check_float("ridge_alphas", a, low=0.0, low_open=True)
+    check_str("stratify", c.stratify, none=True)
+    if c.window_ms is not None:
+        w = c.window_ms
+        if isinstance(w, (str, bytes)) or not isinstance(w, (tuple, list)) or len(w) != 2:
+            raise TypeError(f"window_ms must be (start, end) in ms or None, got {w!r:.60}")
+        start, end = check_float("window_ms[0]", w[0]), check_float("window_ms[1]", w[1])
+        if not start < end:
+            raise ValueError(f"window_ms must be (start, end) with start < end, got {c.window_ms}")
+    check_seed("seed", c.seed, high=2 ** 32 - 1)  # scikit-learn's random_state
 
 
 def validate_predictivity_config(config: PredictivityConfig, n_stimuli: int | None = None) -> PredictivityConfig:
@@ -89,8 +133,10 @@ def validate_predictivity_config(config: PredictivityConfig, n_stimuli: int | No
 
     Raises
     ------
+    TypeError
+        For a field of the wrong type (a string for a number), a non-integer ``n_stimuli``.
     ValueError
-        Naming the problem (unknown regression, bad sizes).
+        Naming the problem (unknown regression, bad sizes, more than 10000 splits).
 
     Examples
     --------
@@ -103,18 +149,8 @@ def validate_predictivity_config(config: PredictivityConfig, n_stimuli: int | No
     if not isinstance(config, PredictivityConfig):
         raise TypeError(f"expected a PredictivityConfig, got {type(config).__name__}")
     c = config
-    if c.regression not in REGRESSIONS:
-        raise ValueError(f"unknown regression {c.regression!r}; choose one of {REGRESSIONS}")
-    for field in ("n_components", "n_splits", "ceiling_splits"):
-        v = getattr(c, field)
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{field} must be a positive integer, got {v!r}")
-    if not 0 < c.train_size < 1:
-        raise ValueError(f"train_size must lie in (0, 1), got {c.train_size}")
-    if not c.ridge_alphas or any(not a > 0 for a in c.ridge_alphas):
-        raise ValueError(f"ridge_alphas must be positive, got {c.ridge_alphas}")
-    if c.window_ms is not None and not c.window_ms[0] < c.window_ms[1]:
-        raise ValueError(f"window_ms must be (start, end) with start < end, got {c.window_ms}")
+    _check_fields(c)
+    n_stimuli = check_int("n_stimuli", n_stimuli, low=1, none=True)
     if n_stimuli is not None:
         n_train = int(math.floor(c.train_size * n_stimuli))
         n_test = n_stimuli - n_train
@@ -140,6 +176,14 @@ def spearman_brown(r: np.ndarray | float, n: float = 2.0) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
+        NaN where ``r`` is NaN (a constant part); ``r = -1 / (n - 1)`` (a zero denominator) gives +-inf.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric or complex ``r``, a non-numeric ``n``.
+    ValueError
+        For ``n`` that is not a positive finite number, or ``r`` outside [-1, 1].
 
     Examples
     --------
@@ -147,8 +191,16 @@ def spearman_brown(r: np.ndarray | float, n: float = 2.0) -> np.ndarray:
     >>> float(analyses.spearman_brown(0.5))
     0.6666666666666666
     """
-    r = np.asarray(r, dtype=np.float64)
-    return n * r / (1 + (n - 1) * r)
+    n = check_float("n", n, low=0.0, low_open=True)
+    if isinstance(r, (str, bytes)) or r is None:
+        raise TypeError(f"r must be a correlation or an array of them, got {r!r:.40}")
+    r = np.asarray(r)
+    check_real_dtype("r", r.dtype)
+    r = r.astype(np.float64)
+    if np.any(np.abs(r[~np.isnan(r)]) > 1):
+        raise ValueError("r must hold correlations in [-1, 1] (or NaN)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return n * r / (1 + (n - 1) * r)
 
 
 def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -209,9 +261,18 @@ def split_half_ceiling(neural_assembly: xr.DataArray, *, n_splits: int = 10, see
 
     Raises
     ------
+    TypeError
+        For arguments of the wrong type (a string for ``n_splits`` or ``seed``).
     ValueError
-        Without a ``repetition`` coordinate, with fewer than 2 repetitions, or if a stimulus is missing from a
-        half.
+        Without a ``repetition`` coordinate, with fewer than 2 repetitions, if a stimulus is missing from a
+        half, for ``n_splits`` outside ``[1, 10000]``, or if every neuroid responds identically to every trial.
+
+    Warns
+    -----
+    RuntimeWarning
+        When some (not all) neuroids respond identically to every trial: their consistency is NaN (a Pearson r
+        of constant responses is undefined) and they are left out of the per-region medians. A region whose
+        neuroids are all constant gets a NaN ceiling.
 
     Examples
     --------
@@ -225,13 +286,39 @@ def split_half_ceiling(neural_assembly: xr.DataArray, *, n_splits: int = 10, see
     >>> round(float(c.ceiling.sel(region="all")), 1)  # reliability of a 4-trial mean: 1 / (1 + 1/4)
     0.8
     """
+    return _split_half_ceiling(neural_assembly, n_splits, seed, window_ms, warn_constant=True)
+
+
+def _constant_columns(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the columns of a 2-D array whose values are all equal."""
+    return ~(values.max(axis=0) > values.min(axis=0))
+
+
+def _report_constant(constant: np.ndarray, ids: np.ndarray, what: str) -> None:
+    if constant.any():
+        names = [str(v) for v in ids[constant][:5]]
+        warnings.warn(f"{int(constant.sum())} of {constant.size} neuroids ({', '.join(names)}"
+                      f"{', ...' if constant.sum() > 5 else ''}) respond identically to every {what}: their "
+                      "correlations are NaN and they are left out of the medians", RuntimeWarning, stacklevel=3)
+
+
+def _split_half_ceiling(neural_assembly: xr.DataArray, n_splits: int, seed: int,
+                        window_ms: tuple[float, float] | None, *, warn_constant: bool) -> xr.Dataset:
     data.validate_assembly(neural_assembly)
-    if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
         raise ValueError(f"n_splits must be a positive integer, got {n_splits!r}")
+    n_splits = check_int("n_splits", n_splits, high=MAX_SPLITS)
+    seed = check_seed("seed", seed)
     if "repetition" not in neural_assembly.coords or neural_assembly["repetition"].dims != ("presentation",):
         raise ValueError("the split-half ceiling needs a 'repetition' coordinate on presentation "
                          "(trials of the same stimulus)")
     a = average_time(neural_assembly, window_ms)
+    constant = _constant_columns(np.asarray(a.values, dtype=np.float64))
+    if constant.all():
+        raise ValueError("neural_assembly: every neuroid responds identically to every trial (in the response "
+                         "window); the split-half consistency is undefined")
+    if warn_constant:
+        _report_constant(constant, np.asarray(a["neuroid_id"].values), "trial")
     reps = np.asarray(a["repetition"].values)
     uniq = np.unique(reps)
     if len(uniq) < 2:
@@ -350,9 +437,22 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
 
     Raises
     ------
+    TypeError
+        Before any fitting: assemblies that are not ``xarray.DataArray`` objects of real numbers, a config that is not
+        a :class:`PredictivityConfig`.
     ValueError
         Before any fitting: bad config, neural stimuli missing from the model assembly, no repetitions,
-        ``n_components`` above the training stimuli or model features.
+        ``n_components`` above the training stimuli or model features; model features that are all constant
+        across the stimuli (or across the training stimuli of a split); neural responses that are all constant
+        across the stimuli (after averaging over the response window and the repetitions).
+
+    Warns
+    -----
+    RuntimeWarning
+        When some (not all) neuroids respond identically to every stimulus: their ``r``, ``r_mean`` and
+        ``consistency`` are NaN and they are left out of the medians (a region whose neuroids are all constant
+        gets NaN scores). ``r`` of a split is also NaN, without a warning, where a neuroid's held-out responses
+        or predictions happen to be constant.
 
     Examples
     --------
@@ -400,10 +500,22 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     if c.regression == "pls" and c.n_components > min(n_train, n_features):
         raise ValueError(f"n_components={c.n_components} exceeds min(training stimuli={n_train}, model features="
                          f"{n_features}); lower n_components")
-    ceiling = split_half_ceiling(neural_assembly, n_splits=c.ceiling_splits, seed=c.seed, window_ms=c.window_ms)
+    if _constant_columns(x).all():
+        raise ValueError("model_assembly: every model feature is constant across the neural stimuli; constant "
+                         "features predict nothing (a dead layer, or the wrong stimuli?)")
+    constant = _constant_columns(y)
+    if constant.all():
+        raise ValueError("neural_assembly: every neuroid's response (averaged over the response window and the "
+                         "repetitions) is the same for every stimulus; there is nothing to predict")
+    splits = _splits(n, c, labels)
+    for k, (train, _) in enumerate(splits):
+        if _constant_columns(x[train]).all():
+            raise ValueError(f"model_assembly: every model feature is constant across the training stimuli of "
+                             f"split {k}; constant features predict nothing")
+    _report_constant(constant, np.asarray(y_asm["neuroid_id"].values), "stimulus")
+    ceiling = _split_half_ceiling(neural_assembly, c.ceiling_splits, c.seed, c.window_ms, warn_constant=False)
 
     unit_region, regions = _regions(y_asm)
-    splits = _splits(n, c, labels)
     r = np.full((len(splits), y.shape[1]), np.nan)
     for k, (train, test) in enumerate(splits):
         for reg in regions:

@@ -158,6 +158,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.source not in _SOURCES:
             raise ValueError(f"DataConfig.source must be one of {_SOURCES}, got {self.source!r}")
+        if isinstance(self.folder, os.PathLike):
+            object.__setattr__(self, "folder", os.fspath(self.folder))
+        if not isinstance(self.folder, str):
+            raise TypeError(f"DataConfig.folder must be a path (str), got {self.folder!r:.60}")
         if self.source == "folder" and not self.folder:
             raise ValueError("DataConfig.folder must name an image folder when source='folder'")
         if self.source == "natural" and self.folder:
@@ -456,6 +460,8 @@ def ablation_configs(base: LCLConfig | None = None) -> dict[str, LCLConfig]:
     >>> {name: (c.deform.matching, c.train.mode) for name, c in runs.items()}
     {'lcl': ('rf', 'layerwise'), 'fixed': ('fixed', 'layerwise'), 'end_to_end': ('rf', 'end_to_end')}
     """
+    if base is not None and not isinstance(base, LCLConfig):
+        raise TypeError(f"base must be an LCLConfig or None, got {type(base).__name__}")
     base = base or demo_config()
     return {"lcl": base, "fixed": base.replace(deform={"matching": "fixed"}),
             "end_to_end": base.replace(train={"mode": "end_to_end"})}

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from data._checks import check_int, check_str
+
 __all__ = ["CORRUPTIONS", "corrupt"]
 
 #: Corruption name -> parameter at severities 1..5 (noise std, blur std in px, contrast factor, impulse fraction,
@@ -52,6 +54,14 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, generator: torch.
     -------
     torch.Tensor
 
+    Raises
+    ------
+    TypeError
+        For ``images`` that are not a floating-point tensor, a non-string ``name``, a non-integer
+        ``severity``, a ``generator`` that is not a ``torch.Generator``.
+    ValueError
+        For images that are not 4-D or hold NaN/inf, an unknown corruption, a severity outside 0..5.
+
     Examples
     --------
     >>> import torch, lcl
@@ -62,10 +72,21 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, generator: torch.
     >>> bool(torch.equal(lcl.corrupt(x, "gaussian_noise", 0), x))
     True
     """
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        kind = f"tensor of {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise TypeError(f"images must be a floating-point torch.Tensor (batch, channel, y, x), got {kind}")
+    if images.ndim != 4 or images.numel() == 0:
+        raise ValueError(f"images must be a non-empty (batch, channel, y, x) tensor, got shape {tuple(images.shape)}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images contain NaN or inf values")
+    check_str("name", name)
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; known: {sorted(CORRUPTIONS)}")
     if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 5:
         raise ValueError(f"severity must be an integer 0..5, got {severity!r}")
+    check_int("severity", severity)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if severity == 0:
         return images.clone()
     p = CORRUPTIONS[name][severity - 1]

@@ -9,13 +9,16 @@ import numpy as np
 import torch
 
 import data
+from data._checks import check_array, check_int, check_path, check_str
 
 __all__ = ["orientation_selectivity", "spatial_spread", "plot_filters"]
 
+#: Largest zero-padded FFT side :func:`orientation_selectivity` accepts.
+MAX_FFT_SIZE = 4096
+
 
 def _weights(filters: torch.Tensor | np.ndarray) -> torch.Tensor:
-    w = torch.as_tensor(np.asarray(filters.detach().cpu() if isinstance(filters, torch.Tensor) else filters),
-                        dtype=torch.float64)
+    w = torch.as_tensor(check_array("filters", filters), dtype=torch.float64)
     if w.ndim == 3:
         w = w[:, None]
     if w.ndim != 4:
@@ -54,6 +57,7 @@ def orientation_selectivity(filters: torch.Tensor | np.ndarray, *, fft_size: int
     [0.89, 0.0]
     """
     w = _weights(filters)
+    fft_size = check_int("fft_size", fft_size, low=1, high=MAX_FFT_SIZE)
     if fft_size < max(w.shape[-2:]):
         raise ValueError(f"fft_size {fft_size} is smaller than the filters ({tuple(w.shape[-2:])})")
     w = w - w.mean(dim=(-2, -1), keepdim=True)
@@ -126,6 +130,14 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     list of pathlib.Path
         The PNG and PDF files (written atomically).
 
+    Raises
+    ------
+    TypeError
+        For a model without ``stage1.conv`` weights, a non-numeric filter array, a ``path`` that is not a path,
+        a non-integer ``columns``, a non-string ``title``.
+    ValueError
+        For filters that are not 3-D or 4-D, hold NaN/inf, or ``columns`` outside [1, 1000].
+
     Examples
     --------
     >>> import lcl, tempfile, pathlib
@@ -138,8 +150,15 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    base = check_path("path", path)
+    columns = check_int("columns", columns, low=1, high=1000)
+    check_str("title", title, none=True)
     if isinstance(model_or_filters, torch.nn.Module):
-        filters = model_or_filters.stage1.conv.weight
+        conv = getattr(getattr(model_or_filters, "stage1", None), "conv", None)
+        if not isinstance(getattr(conv, "weight", None), torch.Tensor):
+            raise TypeError(f"model_or_filters: a {type(model_or_filters).__name__} has no stage1.conv weights; "
+                            "pass an lcl.V1V2 or a filter array")
+        filters = conv.weight
     else:
         filters = model_or_filters
     w = _weights(filters)
@@ -159,7 +178,6 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     fig.suptitle(title or f"stage-1 filters (orientation selectivity, median {np.median(osi):.2f})",
                  fontsize=9)
     fig.tight_layout()
-    base = Path(path)
     out = []
     for suffix in (".png", ".pdf"):
         target = base.with_suffix(suffix)

@@ -13,16 +13,36 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import data
+from data._checks import check_int, check_nbytes, check_path, check_seed
 
 from ._config import IMAGE_EXTENSIONS, DataConfig, TrainConfig
 
 __all__ = ["list_images", "FolderPatches", "PatchStream", "patch_stream"]
+
+#: Largest image side a folder stream resizes to.
+MAX_IMAGE_SIZE = 65_536
 
 
 def list_images(root: str | os.PathLike) -> list[str]:
     """Sorted paths (relative to ``root``) of every image file under ``root``, hidden entries skipped.
 
     Only names are kept in memory, never pixels.
+
+    Parameters
+    ----------
+    root
+        An existing folder.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    TypeError
+        If ``root`` is not a path.
+    ValueError
+        If ``root`` is not an existing folder.
 
     Examples
     --------
@@ -32,7 +52,9 @@ def list_images(root: str | os.PathLike) -> list[str]:
     >>> lcl.list_images(root)
     ['b/x.png']
     """
-    root = Path(root)
+    root = check_path("root", root)
+    if not root.is_dir():
+        raise ValueError(f"root is not an existing folder: {root}")
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -75,6 +97,13 @@ class FolderPatches(IterableDataset):
     seed, rank, world_size
         Seed and process sharding.
 
+    Raises
+    ------
+    TypeError, ValueError
+        For a ``root`` that is not a path, ``files`` that is not a list of relative paths, sizes that are not
+        positive integers (``patch_size <= image_size <= 65536``), a negative ``seed``, ``rank`` outside
+        ``[0, world_size)``, or no file for this process.
+
     Examples
     --------
     >>> import lcl, numpy as np, tempfile, pathlib
@@ -91,6 +120,17 @@ class FolderPatches(IterableDataset):
     def __init__(self, root: str | os.PathLike, files: list[str], *, image_size: int, patch_size: int,
                  patches_per_image: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__()
+        check_path("root", root)
+        if isinstance(files, (str, bytes)) or not isinstance(files, (list, tuple)) \
+                or not all(isinstance(f, (str, os.PathLike)) for f in files):
+            raise TypeError(f"files must be a list of image paths relative to root, got {files!r:.60}")
+        image_size = check_int("image_size", image_size, low=1, high=MAX_IMAGE_SIZE)
+        patch_size = check_int("patch_size", patch_size, low=1)
+        patches_per_image = check_int("patches_per_image", patches_per_image, low=1, high=1_000_000)
+        batch_size = check_int("batch_size", batch_size, low=1)
+        seed = check_seed("seed", seed)
+        world_size = check_int("world_size", world_size, low=1)
+        rank = check_int("rank", rank, low=0, high=world_size - 1)
         if patch_size > image_size:
             raise ValueError(f"patch_size {patch_size} is larger than image_size {image_size}")
         self.root = str(root)
@@ -141,6 +181,21 @@ class FolderPatches(IterableDataset):
 class PatchStream:
     """Batches from a :class:`FolderPatches` through a ``DataLoader``; resumable via ``state_dict``.
 
+    Parameters
+    ----------
+    dataset
+        The patch source.
+    batch_size
+        Patches per batch (a positive integer).
+    workers
+        ``DataLoader`` worker processes (0: load in this process; at most 256).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a ``dataset`` that is not a :class:`FolderPatches`, a bad ``batch_size`` or ``workers``, or a batch
+        that would not fit in memory.
+
     Examples
     --------
     >>> import lcl, numpy as np, tempfile, pathlib
@@ -159,6 +214,12 @@ class PatchStream:
     """
 
     def __init__(self, dataset: FolderPatches, batch_size: int, workers: int = 0):
+        if not isinstance(dataset, FolderPatches):
+            raise TypeError(f"dataset must be a FolderPatches, got {type(dataset).__name__}")
+        batch_size = check_int("batch_size", batch_size, low=1)
+        workers = check_int("workers", workers, low=0, high=256)
+        check_nbytes("batch_size", batch_size, 4.0 * batch_size * dataset.patch_size ** 2 * max(1, 2 * workers),
+                     what=f"batches of {batch_size} patches of {dataset.patch_size} px")
         self.dataset, self.batch_size, self.workers = dataset, batch_size, workers
         self.batches = 0
         self._iter: Iterator[torch.Tensor] | None = None
@@ -193,6 +254,26 @@ def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: in
                  generator: torch.Generator | None = None) -> PatchStream:
     """The trainer's streaming source for ``data_config`` (``source="folder"``, ``streaming=true``).
 
+    Parameters
+    ----------
+    data_config
+        The folder, image size, worker count and patches per image.
+    train_config
+        Patch size, batch size and seed.
+    rank, world_size
+        This process and the number of processes.
+    generator
+        Unused (the stream is seeded by ``train_config.seed``); accepted for the trainer's calling convention.
+
+    Returns
+    -------
+    PatchStream
+
+    Raises
+    ------
+    TypeError, ValueError
+        For configs of the wrong type, ``rank`` outside ``[0, world_size)``, a folder without enough files.
+
     Examples
     --------
     >>> import lcl, numpy as np, tempfile, pathlib
@@ -204,6 +285,14 @@ def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: in
     >>> tuple(next(lcl.patch_stream(d, lcl.TrainConfig(batch_size=4, patch_size=48))).shape)
     (4, 1, 48, 48)
     """
+    if not isinstance(data_config, DataConfig):
+        raise TypeError(f"data_config must be an lcl.DataConfig, got {type(data_config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise TypeError(f"train_config must be an lcl.TrainConfig, got {type(train_config).__name__}")
+    world_size = check_int("world_size", world_size, low=1)
+    rank = check_int("rank", rank, low=0, high=world_size - 1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     files = list_images(data_config.folder)
     if data_config.max_images:
         files = files[:data_config.max_images]

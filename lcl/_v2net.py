@@ -15,6 +15,8 @@ import xarray as xr
 from torch import nn
 
 import data
+from data._checks import (check_bool, check_choice, check_device, check_float, check_int, check_nbytes, check_path,
+                          check_seed, check_str)
 
 from ._corrupt import CORRUPTIONS, corrupt
 from ._model import V1V2
@@ -27,6 +29,9 @@ __all__ = ["BackEndConfig", "RecognitionConfig", "BackEnd", "V2Net", "PixelStem"
 #: max-pool; the same stride 4 as the front end) trained with the back end on raw pixels; ``supervised``: the
 #: V1/V2 architecture, freshly initialised and trained end to end with the back end (architecture-matched).
 FRONT_ENDS = ("lcl", "pixels", "supervised")
+#: Largest channel count (input channels, widths) and class count accepted by the networks here.
+MAX_CHANNELS = 65_536
+MAX_CLASSES = 1_000_000
 
 
 def _pos_int(v: Any) -> bool:
@@ -43,6 +48,11 @@ class BackEndConfig:
         Channels of each residual stage; every stage after the first halves the resolution.
     blocks
         Basic blocks (two 3x3 conv + batch norm, identity or 1x1 shortcut) per stage.
+
+    Raises
+    ------
+    ValueError
+        For widths that are not 1 to 65536, or ``blocks`` not in [1, 1000].
 
     Examples
     --------
@@ -62,8 +72,12 @@ class BackEndConfig:
         if not isinstance(self.widths, tuple) or not self.widths or not all(_pos_int(w) for w in self.widths):
             raise ValueError(f"BackEndConfig.widths must be a non-empty tuple of positive integers, "
                              f"got {self.widths!r}")
+        if max(self.widths) > MAX_CHANNELS or len(self.widths) > 64:
+            raise ValueError(f"BackEndConfig.widths must be at most 64 stages of at most {MAX_CHANNELS} channels, "
+                             f"got {self.widths!r:.80}")
         if not _pos_int(self.blocks):
             raise ValueError(f"BackEndConfig.blocks must be a positive integer, got {self.blocks!r}")
+        check_int("BackEndConfig.blocks", self.blocks, high=1000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +110,12 @@ class RecognitionConfig:
         Torch device.
     progress
         Show progress bars.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On construction, naming the field (types, ranges, unknown names, a batch whose crops would not fit in
+        memory).
 
     Examples
     --------
@@ -144,8 +164,12 @@ class RecognitionConfig:
                              f"{self.tile_size} px; need at least 2 to hold some out")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"RecognitionConfig.lr must be positive, got {self.lr!r}")
+        check_float("RecognitionConfig.lr", self.lr)
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"RecognitionConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        check_float("RecognitionConfig.weight_decay", self.weight_decay)
+        check_nbytes("RecognitionConfig.batch_size", self.batch_size, 4.0 * 64 * self.batch_size * self.crop_size ** 2,
+                     what=f"a batch of {self.batch_size} crops of {self.crop_size} px with 64 feature channels")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"RecognitionConfig.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
@@ -155,6 +179,9 @@ class RecognitionConfig:
             raise ValueError(f"RecognitionConfig.severities must be integers in 1..5, got {self.severities!r}")
         if not isinstance(self.device, str):
             raise ValueError(f"RecognitionConfig.device must be a string, got {self.device!r}")
+        check_device("RecognitionConfig.device", self.device)
+        check_seed("RecognitionConfig.seed", self.seed)
+        check_bool("RecognitionConfig.progress", self.progress)
 
 
 # --------------------------------------------------------------------------------------------------- networks
@@ -185,6 +212,12 @@ class BackEnd(nn.Module):
     config
         Widths and blocks.
 
+    Raises
+    ------
+    TypeError, ValueError
+        For channel or class counts that are not positive integers (at most 65536 channels, 10^6 classes), a
+        ``config`` that is not a :class:`BackEndConfig`, or weights that would not fit in memory.
+
     Examples
     --------
     >>> import torch, lcl
@@ -195,8 +228,15 @@ class BackEnd(nn.Module):
 
     def __init__(self, in_channels: int, n_classes: int, config: BackEndConfig | None = None):
         super().__init__()
-        config = config or BackEndConfig()
+        in_channels = check_int("in_channels", in_channels, low=1, high=MAX_CHANNELS)
+        n_classes = check_int("n_classes", n_classes, low=1, high=MAX_CLASSES)
+        config = BackEndConfig() if config is None else config
+        if not isinstance(config, BackEndConfig):
+            raise TypeError(f"config must be a BackEndConfig, got {type(config).__name__}")
         w0 = config.widths[0]
+        n_weights = 9 * in_channels * w0 + config.widths[-1] * n_classes + sum(
+            18 * w * w * config.blocks for w in config.widths)
+        check_nbytes("config", config, 4.0 * n_weights, what=f"a back end of about {n_weights:.3g} weights")
         self.stem = nn.Sequential(nn.Conv2d(in_channels, w0, 3, padding=1, bias=False), nn.BatchNorm2d(w0),
                                   nn.ReLU())
         layers, cin = [], w0
@@ -215,6 +255,13 @@ class BackEnd(nn.Module):
 class PixelStem(nn.Module):
     """Standard ResNet stem on raw pixels: 7x7 conv stride 2, batch norm, ReLU, 3x3 max-pool stride 2.
 
+    Parameters
+    ----------
+    in_channels
+        Image channels (1 to 65536).
+    channels
+        Output channels (1 to 65536).
+
     Examples
     --------
     >>> import torch, lcl
@@ -224,6 +271,9 @@ class PixelStem(nn.Module):
 
     def __init__(self, in_channels: int, channels: int):
         super().__init__()
+        in_channels = check_int("in_channels", in_channels, low=1, high=MAX_CHANNELS)
+        channels = check_int("channels", channels, low=1, high=MAX_CHANNELS)
+        check_nbytes("channels", channels, 4.0 * 49 * in_channels * channels, what="the stem's weights")
         self.conv = nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False)
         self.bn = nn.BatchNorm2d(channels)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -259,6 +309,11 @@ class V2Net(nn.Module):
 
     def __init__(self, front_end: nn.Module, backend: BackEnd, *, frozen: bool):
         super().__init__()
+        if not isinstance(front_end, nn.Module):
+            raise TypeError(f"front_end must be a torch.nn.Module, got {type(front_end).__name__}")
+        if not isinstance(backend, nn.Module):
+            raise TypeError(f"backend must be a torch.nn.Module (a BackEnd), got {type(backend).__name__}")
+        frozen = check_bool("frozen", frozen)
         self.front_end = front_end
         self.backend = backend
         self.frozen = frozen
@@ -311,6 +366,12 @@ def build_v2net(kind: str, lcl_model: V1V2 | None, backend: BackEndConfig, n_cla
     -------
     V2Net
 
+    Raises
+    ------
+    TypeError, ValueError
+        Before building anything, for an unknown ``kind``, an ``lcl_model`` that is not a :class:`lcl.V1V2`
+        (or missing for ``"lcl"``), a ``backend`` that is not a :class:`BackEndConfig`, bad counts or seed.
+
     Examples
     --------
     >>> import lcl
@@ -318,6 +379,14 @@ def build_v2net(kind: str, lcl_model: V1V2 | None, backend: BackEndConfig, n_cla
     >>> type(net.front_end).__name__, net.frozen
     ('PixelStem', False)
     """
+    check_choice("kind", kind, FRONT_ENDS)
+    if lcl_model is not None and not isinstance(lcl_model, V1V2):
+        raise TypeError(f"lcl_model must be an lcl.V1V2 or None, got {type(lcl_model).__name__}")
+    if not isinstance(backend, BackEndConfig):
+        raise TypeError(f"backend must be a BackEndConfig, got {type(backend).__name__}")
+    n_classes = check_int("n_classes", n_classes, low=1, high=MAX_CLASSES)
+    seed = check_seed("seed", seed)
+    in_channels = check_int("in_channels", in_channels, low=1, high=MAX_CHANNELS)
     torch.manual_seed(seed)
     if kind == "lcl":
         if lcl_model is None:
@@ -360,6 +429,10 @@ class CropTask:
     """
 
     def __init__(self, config: RecognitionConfig, images: xr.Dataset | None = None):
+        if not isinstance(config, RecognitionConfig):
+            raise TypeError(f"config must be a RecognitionConfig, got {type(config).__name__}")
+        if images is not None and not isinstance(images, xr.Dataset):
+            raise TypeError(f"images must be a stimulus set (xarray.Dataset) or None, got {type(images).__name__}")
         self.config = config
         size = config.image_size
         if images is None:
@@ -427,9 +500,39 @@ class CropTask:
 
 
 # --------------------------------------------------------------------------------------------------- training
+def _check_net_task_config(net: Any, task: Any, config: Any) -> None:
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module (a V2Net), got {type(net).__name__}")
+    if not isinstance(task, CropTask):
+        raise TypeError(f"task must be a CropTask, got {type(task).__name__}")
+    if not isinstance(config, RecognitionConfig):
+        raise TypeError(f"config must be a RecognitionConfig, got {type(config).__name__}")
+
+
 def train_v2net(net: V2Net, task: CropTask, config: RecognitionConfig, *, desc: str = "v2net"
                 ) -> list[dict[str, float]]:
     """Train ``net`` (its trainable parts) with cross-entropy on random training crops; returns the loss log.
+
+    Parameters
+    ----------
+    net
+        The network (trained in place).
+    task
+        The crops.
+    config
+        Steps, batch size, optimiser and device.
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    list of dict
+        ``{"step", "loss"}`` per step.
+
+    Raises
+    ------
+    TypeError
+        Before training, for arguments of the wrong type.
 
     Examples
     --------
@@ -443,6 +546,8 @@ def train_v2net(net: V2Net, task: CropTask, config: RecognitionConfig, *, desc: 
     """
     from tqdm.auto import tqdm
 
+    _check_net_task_config(net, task, config)
+    check_str("desc", desc)
     device = torch.device(config.device)
     net.to(device).train()
     params = [p for p in net.parameters() if p.requires_grad]
@@ -475,6 +580,22 @@ def evaluate_corruptions(net: nn.Module, task: CropTask, config: RecognitionConf
                          ) -> xr.DataArray:
     """Accuracy on the held-out crops, clean (severity 0) and under each corruption and severity.
 
+    Parameters
+    ----------
+    net
+        The trained network.
+    task
+        The held-out crops.
+    config
+        Corruptions, severities, seed and device.
+    batch_size
+        Crops per forward pass (a positive integer).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Before evaluating, for arguments of the wrong type or a ``batch_size < 1``.
+
     Returns
     -------
     xarray.DataArray
@@ -491,6 +612,8 @@ def evaluate_corruptions(net: nn.Module, task: CropTask, config: RecognitionConf
     >>> acc.dims, acc.sizes["severity"]
     (('corruption', 'severity'), 2)
     """
+    _check_net_task_config(net, task, config)
+    batch_size = check_int("batch_size", batch_size, low=1)
     device = torch.device(config.device)
     net.eval().to(device)
 
@@ -539,6 +662,12 @@ def corruption_benchmark(lcl_model: V1V2 | None, backend: BackEndConfig, config:
     xarray.Dataset
         ``accuracy (front_end, corruption, severity)``, ``chance`` attribute, ``final_loss (front_end)``.
 
+    Raises
+    ------
+    TypeError, ValueError
+        Before any training, for arguments of the wrong type, a crop smaller than the stage-2 receptive field,
+        or front end ``"lcl"`` without a model.
+
     Examples
     --------
     >>> import lcl, data
@@ -550,13 +679,21 @@ def corruption_benchmark(lcl_model: V1V2 | None, backend: BackEndConfig, config:
     >>> res.accuracy.dims
     ('front_end', 'corruption', 'severity')
     """
+    if lcl_model is not None and not isinstance(lcl_model, V1V2):
+        raise TypeError(f"lcl_model must be an lcl.V1V2 or None, got {type(lcl_model).__name__}")
+    if not isinstance(backend, BackEndConfig):
+        raise TypeError(f"backend must be a BackEndConfig, got {type(backend).__name__}")
+    if not isinstance(config, RecognitionConfig):
+        raise TypeError(f"config must be a RecognitionConfig, got {type(config).__name__}")
+    if task is not None and not isinstance(task, CropTask):
+        raise TypeError(f"task must be a CropTask or None, got {type(task).__name__}")
+    out = check_path("out_dir", out_dir, none=True)
     task = task or CropTask(config)
     if lcl_model is not None and config.crop_size < lcl_model.receptive_field(2):
         raise ValueError(f"crop_size {config.crop_size} is smaller than the stage-2 receptive field "
                          f"({lcl_model.receptive_field(2)} px)")
     if "lcl" in config.front_ends and lcl_model is None:
         raise ValueError("front end 'lcl' needs a trained LCL model")
-    out = Path(out_dir) if out_dir is not None else None
     results, losses_ = [], []
     for i, kind in enumerate(config.front_ends):
         net = build_v2net(kind, lcl_model, backend, task.n_classes, seed=config.seed + i)
@@ -601,6 +738,13 @@ def plot_corruptions(results: xr.Dataset | str | os.PathLike, path: str | os.Pat
     -------
     list of pathlib.Path
 
+    Raises
+    ------
+    TypeError
+        If ``results`` is neither a Dataset nor a path, or ``path`` is not a path.
+    ValueError
+        If the results lack an ``accuracy (front_end, corruption, severity)`` variable.
+
     Examples
     --------
     >>> import numpy as np, xarray as xr, lcl, tempfile, pathlib
@@ -616,7 +760,11 @@ def plot_corruptions(results: xr.Dataset | str | os.PathLike, path: str | os.Pat
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    ds = data.load(results) if not isinstance(results, xr.Dataset) else results
+    path = check_path("path", path)
+    ds = data.load(check_path("results", results)) if not isinstance(results, xr.Dataset) else results
+    if "accuracy" not in ds or set(ds["accuracy"].dims) != {"front_end", "corruption", "severity"}:
+        raise ValueError("results need an accuracy (front_end, corruption, severity) variable, as "
+                         "lcl.corruption_benchmark writes")
     acc = ds["accuracy"]
     names = [str(c) for c in acc.corruption.values]
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
@@ -662,6 +810,24 @@ def load_recognition_config(path: str | os.PathLike | None, *, demo: bool = Fals
 
     Missing tables or keys take the defaults (or the demo values with ``demo=True``).
 
+    Parameters
+    ----------
+    path
+        A TOML file, or ``None`` for the defaults.
+    demo
+        Start from :func:`demo_recognition_config` instead of the defaults.
+
+    Returns
+    -------
+    (BackEndConfig, RecognitionConfig)
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    TypeError, ValueError
+        For a ``path`` that is not a path, a non-bool ``demo``, unknown tables or keys, invalid values.
+
     Examples
     --------
     >>> import lcl, pathlib, tempfile
@@ -671,6 +837,8 @@ def load_recognition_config(path: str | os.PathLike | None, *, demo: bool = Fals
     >>> backend.widths, rec.steps
     ((16, 32), 100)
     """
+    path = check_path("path", path, none=True)
+    demo = check_bool("demo", demo)
     base_backend, base_rec = demo_recognition_config() if demo else (BackEndConfig(), RecognitionConfig())
     if path is None:
         return base_backend, base_rec
