@@ -10,8 +10,14 @@ import numpy as np
 import xarray as xr
 
 import data
+from data._checks import check_float, check_int, check_nbytes, check_seed
 
 __all__ = ["SimulatedRecordingConfig", "simulated_recording", "validate_simulated_config"]
+
+#: Upper bounds of a simulated recording's sizes (beyond them the arrays would not fit in memory anyway).
+MAX_UNITS = 1_000_000
+MAX_REPETITIONS = 100_000
+MAX_TIME_BINS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +81,12 @@ class SimulatedRecordingConfig:
     seed
         Seed of unit parameters and Poisson trials.
 
+    Raises
+    ------
+    TypeError, ValueError
+        On construction, naming the field: the checks of :func:`validate_simulated_config` that need no
+        stimuli (types, ranges; at most 10^6 units per area, 10^5 repetitions, 10^5 time bins).
+
     Examples
     --------
     >>> import analyses
@@ -103,6 +115,9 @@ class SimulatedRecordingConfig:
     driven_rate: float = 20.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
 
 def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Dataset | None = None
                               ) -> SimulatedRecordingConfig:
@@ -122,8 +137,11 @@ def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Data
 
     Raises
     ------
+    TypeError
+        For a field of the wrong type (a string for a number, a bool for an integer).
     ValueError
-        Naming the problem.
+        Naming the problem (a value out of range, frequencies the stimuli cannot carry, a recording that would
+        not fit in memory).
 
     Examples
     --------
@@ -136,46 +154,7 @@ def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Data
     if not isinstance(config, SimulatedRecordingConfig):
         raise TypeError(f"expected a SimulatedRecordingConfig, got {type(config).__name__}")
     c = config
-    for field in ("n_v1", "n_v2"):
-        v = getattr(c, field)
-        if not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{field} must be a non-negative integer, got {v!r}")
-    if c.n_v1 + c.n_v2 == 0:
-        raise ValueError("n_v1 + n_v2 must be positive")
-    if not isinstance(c.n_repetitions, (int, np.integer)) or c.n_repetitions < 2:
-        raise ValueError(f"n_repetitions must be an integer >= 2 (split-half ceilings need repetitions), "
-                         f"got {c.n_repetitions!r}")
-    if not c.spatial_frequencies or any(not f > 0 for f in c.spatial_frequencies):
-        raise ValueError(f"spatial_frequencies must be positive cycles/degree, got {c.spatial_frequencies}")
-    if len(set(c.spatial_frequencies)) != len(c.spatial_frequencies):
-        raise ValueError(f"spatial_frequencies has duplicates: {c.spatial_frequencies}")
-    if not isinstance(c.n_orientations, (int, np.integer)) or c.n_orientations < 1:
-        raise ValueError(f"n_orientations must be a positive integer, got {c.n_orientations!r}")
-    if c.n_v2 and len(c.spatial_frequencies) * c.n_orientations < 2:
-        raise ValueError("V2 units need at least two V1 channels (spatial frequencies x orientations)")
-    if not c.bandwidth_octaves > 0 or not c.v1_pool_wavelengths > 0 or not c.v2_pool_factor > 0:
-        raise ValueError("bandwidth_octaves, v1_pool_wavelengths and v2_pool_factor must be positive")
-    lo, hi = c.v2_product_weight
-    if not 0 <= lo <= hi <= 1:
-        raise ValueError(f"v2_product_weight must be (low, high) with 0 <= low <= high <= 1, got {(lo, hi)}")
-    if not isinstance(c.v2_pairs_per_unit, (int, np.integer)) or c.v2_pairs_per_unit < 1:
-        raise ValueError(f"v2_pairs_per_unit must be a positive integer, got {c.v2_pairs_per_unit!r}")
-    if not c.v2_exponent > 0:
-        raise ValueError(f"v2_exponent must be positive, got {c.v2_exponent}")
-    if not 0 < c.position_extent <= 1:
-        raise ValueError(f"position_extent must lie in (0, 1], got {c.position_extent}")
-    w0, w1 = c.window_ms
-    if not 0 <= w0 < w1:
-        raise ValueError(f"window_ms must be (start, end) with 0 <= start < end, got {c.window_ms}")
-    if c.time_bin_ms is not None:
-        if not c.time_bin_ms > 0:
-            raise ValueError(f"time_bin_ms must be positive, got {c.time_bin_ms}")
-        if c.duration_ms < w1:
-            raise ValueError(f"duration_ms ({c.duration_ms}) must cover the response window {c.window_ms}")
-    if len(c.latency_ms) != 2 or any(v < 0 for v in c.latency_ms):
-        raise ValueError(f"latency_ms must be (V1, V2) non-negative, got {c.latency_ms}")
-    if not c.baseline_rate >= 0 or not c.driven_rate > 0:
-        raise ValueError(f"baseline_rate must be >= 0 and driven_rate > 0, got {c.baseline_rate}, {c.driven_rate}")
+    _check_fields(c)
     if stimuli is not None:
         data.validate_stimuli(stimuli)
         if stimuli["image"].ndim != 3:
@@ -189,7 +168,69 @@ def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Data
                 f"{stimuli.attrs['degrees']} deg; lower it or use larger images")
         if min(cycles_per_image) < 1:
             raise ValueError(f"spatial frequency {min(c.spatial_frequencies)} c/deg is below one cycle per image")
+        n_bins = 1 if c.time_bin_ms is None else int(np.ceil(c.duration_ms / c.time_bin_ms))
+        n_stim = stimuli.sizes["stimulus_id"]
+        check_nbytes("n_repetitions", c.n_repetitions,
+                     8.0 * n_stim * c.n_repetitions * (c.n_v1 + c.n_v2) * n_bins
+                     + 16.0 * n_stim * len(c.spatial_frequencies) * c.n_orientations * n * n,
+                     what=f"the recording of {c.n_v1 + c.n_v2} units x {n_stim} stimuli x {c.n_repetitions} "
+                          f"repetitions x {n_bins} time bins and its filter outputs")
     return config
+
+
+def _pair(name: str, value: object) -> tuple[float, float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of numbers, got {value!r:.60}")
+    return (check_float(f"{name}[0]", value[0]), check_float(f"{name}[1]", value[1]))
+
+
+def _check_fields(c: SimulatedRecordingConfig) -> None:
+    """The checks of :func:`validate_simulated_config` that need no stimuli (run on construction too)."""
+    for field in ("n_v1", "n_v2"):
+        check_int(field, getattr(c, field), low=0, high=MAX_UNITS)
+    if c.n_v1 + c.n_v2 == 0:
+        raise ValueError("n_v1 + n_v2 must be positive")
+    if isinstance(c.n_repetitions, bool) or not isinstance(c.n_repetitions, (int, np.integer)) \
+            or c.n_repetitions < 2:
+        raise ValueError(f"n_repetitions must be an integer >= 2 (split-half ceilings need repetitions), "
+                         f"got {c.n_repetitions!r}")
+    check_int("n_repetitions", c.n_repetitions, high=MAX_REPETITIONS)
+    sfs = c.spatial_frequencies
+    if isinstance(sfs, (str, bytes)) or not isinstance(sfs, (tuple, list)):
+        raise TypeError(f"spatial_frequencies must be a tuple of numbers, got {sfs!r:.60}")
+    if not sfs or len(sfs) > 64:
+        raise ValueError(f"spatial_frequencies must hold 1 to 64 frequencies, got {len(sfs)}")
+    for f in sfs:
+        check_float("spatial_frequencies", f, low=0.0, low_open=True)
+    if len(set(sfs)) != len(sfs):
+        raise ValueError(f"spatial_frequencies has duplicates: {sfs}")
+    check_int("n_orientations", c.n_orientations, low=1, high=360)
+    if c.n_v2 and len(sfs) * c.n_orientations < 2:
+        raise ValueError("V2 units need at least two V1 channels (spatial frequencies x orientations)")
+    for field in ("bandwidth_octaves", "v1_pool_wavelengths", "v2_pool_factor", "v2_exponent"):
+        check_float(field, getattr(c, field), low=0.0, low_open=True)
+    lo, hi = _pair("v2_product_weight", c.v2_product_weight)
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"v2_product_weight must be (low, high) with 0 <= low <= high <= 1, got {(lo, hi)}")
+    check_int("v2_pairs_per_unit", c.v2_pairs_per_unit, low=1, high=10_000)
+    check_float("position_extent", c.position_extent, low=0.0, high=1.0, low_open=True)
+    w0, w1 = _pair("window_ms", c.window_ms)
+    if not 0 <= w0 < w1:
+        raise ValueError(f"window_ms must be (start, end) with 0 <= start < end, got {c.window_ms}")
+    check_float("duration_ms", c.duration_ms, low=0.0, low_open=True)
+    if c.time_bin_ms is not None:
+        check_float("time_bin_ms", c.time_bin_ms, low=0.0, low_open=True)
+        if c.duration_ms < w1:
+            raise ValueError(f"duration_ms ({c.duration_ms}) must cover the response window {c.window_ms}")
+        if c.duration_ms / c.time_bin_ms > MAX_TIME_BINS:
+            raise ValueError(f"time_bin_ms={c.time_bin_ms} gives {c.duration_ms / c.time_bin_ms:.3g} time bins over "
+                             f"duration_ms={c.duration_ms}; at most {MAX_TIME_BINS} are allowed")
+    lat = _pair("latency_ms", c.latency_ms)
+    if any(v < 0 for v in lat):
+        raise ValueError(f"latency_ms must be (V1, V2) non-negative, got {c.latency_ms}")
+    check_float("baseline_rate", c.baseline_rate, low=0.0)
+    check_float("driven_rate", c.driven_rate, low=0.0, low_open=True)
+    check_seed("seed", c.seed)
 
 
 def _filters(n_y: int, n_x: int, degrees: float, c: SimulatedRecordingConfig) -> tuple[np.ndarray, list]:
