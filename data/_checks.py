@@ -187,7 +187,12 @@ def check_array(name: str, value: Any, *, ndim: int | Sequence[int] | None = Non
             kind = "NaN" if np.isnan(arr[bad]).any() else "inf"
             raise ValueError(f"{name} contains {kind} values ({int(bad.sum())} of {arr.size})")
     if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):
+            out = arr.astype(dtype, copy=False)
+        if finite and out.dtype.kind == "f" and out is not arr and not np.isfinite(out).all():
+            raise ValueError(f"{name} has values beyond the range of {out.dtype} (largest magnitude "
+                             f"{float(np.abs(arr).max()):.3g})")
+        arr = out
     return arr
 
 
