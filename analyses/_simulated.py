@@ -309,15 +309,25 @@ def _drives(stimuli: xr.Dataset, c: SimulatedRecordingConfig, rng: np.random.Gen
     v1 = np.empty((n_s, c.n_v1))
     product = np.empty((n_s, c.n_v2))
     linear = np.empty((n_s, c.n_v2))
-    batch = max(1, int(2e7 // (n_c * n_y * n_x)))
+    # Each distinct pair's product map is computed once and pooled for every V2 unit with one matrix product
+    # (V2 units share pairs: a few dozen distinct pairs serve hundreds of pair slots).
+    used = np.zeros((0, 2), dtype=int)
+    if c.n_v2:
+        used, slot = np.unique(v2_pairs.reshape(-1, 2), axis=0, return_inverse=True)
+        slot = slot.reshape(c.n_v2, -1)
+    batch = max(1, int(2e7 // ((n_c + len(used)) * n_y * n_x)))
     for s0 in range(0, n_s, batch):
         e = _energies(imgs[s0:s0 + batch], filters).reshape(-1, n_c, n_y * n_x)
-        for u in range(c.n_v1):
-            v1[s0:s0 + batch, u] = e[:, v1_ch[u]] @ w1[u]
-        for v in range(c.n_v2):
-            a, b = v2_pairs[v, :, 0], v2_pairs[v, :, 1]
-            product[s0:s0 + batch, v] = ((e[:, a] * e[:, b]) ** (c.v2_exponent / 2)).sum(axis=1) @ w2[v]
-            linear[s0:s0 + batch, v] = (0.5 * (e[:, a] + e[:, b])).sum(axis=1) @ w2[v]
+        pooled1 = e @ w1.T                                            # (images, channels, V1 units)
+        v1[s0:s0 + batch] = pooled1[:, v1_ch, np.arange(c.n_v1)]
+        if c.n_v2:
+            maps = (e[:, used[:, 0]] * e[:, used[:, 1]]) ** (c.v2_exponent / 2)
+            pooled_p = maps @ w2.T                                    # (images, pairs, V2 units)
+            pooled_e = e @ w2.T                                       # (images, channels, V2 units)
+            units = np.arange(c.n_v2)
+            product[s0:s0 + batch] = pooled_p[:, slot, units[:, None]].sum(axis=2)
+            linear[s0:s0 + batch] = 0.5 * (pooled_e[:, v2_pairs[:, :, 0], units[:, None]]
+                                           + pooled_e[:, v2_pairs[:, :, 1], units[:, None]]).sum(axis=2)
     for name, d in (("V1", v1), ("V2 products", product), ("V2 energies", linear)):
         if d.size and (d.mean(axis=0) <= 0).any():
             raise ValueError(f"some simulated {name} get no drive from these stimuli (blank images?)")

@@ -581,8 +581,10 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
     >>> s = analyses.texture_stimuli(c, cache_dir=tempfile.mkdtemp())
     >>> s.texture_type.values.tolist()
     ['texture', 'noise']
-    >>> s.image.shape
-    (2, 32, 32)
+    >>> s.image.shape          # the 32 px stimulus sits in a canvas twice its size (``canvas=2.0``)
+    (2, 64, 64)
+    >>> int(s.attrs["stimulus_pixels"])
+    32
     """
     c = validate_texture_config(config if config is not None else TextureStimuliConfig())
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
