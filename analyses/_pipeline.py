@@ -773,14 +773,16 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
                                                                   if k != "config"}}, indent=2))
     o = str(out)
     timings: dict[str, float] = {}
-    phase1 = [JobStep(step_train, (config, name, o), name=f"train {name}") for name in config.models]
-    phase1.append(JobStep(step_stimuli, (config, o), name="stimuli"))
+    # The stimulus synthesis (one core, ~9 min for the protocol) is the longest job: start it first, so the
+    # training jobs fill the other slots around it.
+    phase1 = [JobStep(step_stimuli, (config, o), name="stimuli")]
+    phase1 += [JobStep(step_train, (config, name, o), name=f"train {name}") for name in config.models]
     if config.run_decoding:
         phase1.append(JobStep(step_decoding, (config, o), name="decoding"))
     t = time.perf_counter()
     results = _run_steps(phase1, config, out, "phase1")
     timings["phase1_train_stimuli_decoding"] = time.perf_counter() - t
-    stimuli_path = results[len(config.models)]
+    stimuli_path = results[0]
     t = time.perf_counter()
     neural_path = step_neural(config, o, stimuli_path)
     timings["phase2_neural"] = time.perf_counter() - t

@@ -116,7 +116,8 @@ def main() -> None:
         stim_cfg = analyses.TextureStimuliConfig(families=analyses.PROTOCOL_FAMILIES[:4], n_samples=2, size=64,
                                                  n_scales=3, max_iter=3)
     t0 = time.perf_counter()
-    stimuli = analyses.texture_stimuli(stim_cfg, cache_dir=out / "cache", progress=True)
+    stimuli = analyses.texture_stimuli(stim_cfg, cache_dir=out / "cache", progress=True,
+                                       workers=min(2, os.cpu_count() or 1))
     print(f"stimuli: {stimuli.sizes['stimulus_id']} images of {stimuli.sizes['y']} px "
           f"({time.perf_counter() - t0:.0f} s, cached in {out / 'cache'})", flush=True)
     sweep = [float(k) for k in args.sweep.split(",") if k.strip()]
