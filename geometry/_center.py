@@ -5,16 +5,19 @@ centers are as uncorrelated as possible:
 
     V_K = argmin_{V^T V = I_K} 1/2 sum_{mu, nu} cos^2(r_mu, r_nu),    r_mu = (I - V V^T)(c_mu - mean_c),
 
-solved on the Stiefel manifold for ``K = 1, 2, ...`` (each ``K`` warm-started from the ``K-1`` solution plus a
-random combination of the centers, ``n_reps`` random starts, keeping the start whose residual centers keep the
-largest fraction of their norm), stopping after the mean absolute residual correlation failed to improve three times in
-a row; the ``K`` with the smallest mean absolute correlation before that run wins. "Improve" means falling by more
-than ``rtol`` (relative) below the previous ``K``'s value. With ``rtol = 0`` this is exactly the reference rule
-(three rises in a row, then the overall minimum). The default ``rtol = 0.01`` also ends the search on a plateau:
-with many manifolds (P ~ 1000) the residual correlation keeps falling by ~0.1 % per extra direction once the
-shared structure is gone (fitting noise), so the reference rule runs to its cap (hundreds of directions) and
-removes them all; a 1 % threshold stops right after the shared directions. This follows the reference implementation's
-``fun_FA``; the optimizer here is our own Riemannian conjugate gradient.
+solved on the Stiefel manifold for ``K = 1, 2, ...``, ``n_reps`` starts each, keeping the start whose residual
+centers keep the largest fraction of their norm, stopping after the mean absolute residual correlation failed to
+improve three times in a row; the ``K`` with the smallest mean absolute correlation before that run wins.
+"Improve" means falling by more than ``rtol`` (relative) below the previous ``K``'s value.
+
+The defaults are the reference implementation's (``fun_FA`` as ``manifold_analysis_corr`` calls it): 10 random
+starts per ``K``, pymanopt 0.2's conjugate gradient with its default stopping rules (written out in
+:func:`_stiefel_cg_manopt`), ``rtol = 0`` (three rises in a row, then the overall minimum), no refinement of the
+selected directions. Options that are not the reference's, each with its measured effect in the README
+("MFTMA"): ``start="warm"`` with ``optimizer="fast"`` (warm starts from the ``K - 1`` solution and our
+Polak-Ribiere conjugate gradient with a plateau stop), ``rtol = 0.01`` (ends the search on the slow decline
+that fitting noise gives with many manifolds) and ``polish`` (a tight-tolerance refinement of the selected
+directions).
 """
 
 from __future__ import annotations
@@ -142,6 +145,68 @@ def _stiefel_cg(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int
     return V
 
 
+def _stiefel_cg_manopt(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int = 1000,
+                       gtol: float = 1e-6, min_step: float = 1e-10) -> torch.Tensor:
+    """The reference's optimizer: pymanopt 0.2.x ``ConjugateGradient`` with its defaults, written out.
+
+    Hestenes-Stiefel+ conjugate gradient, pymanopt's adaptive backtracking line search (sufficient decrease 0.5,
+    contraction 0.5, at most 10 trial reductions, next trial step twice the last accepted one unless exactly one
+    reduction was needed), QR retraction with positive ``diag(R)`` and projection as vector transport; stops
+    when ``iteration + 1 >= max_iter`` (1000: at most 999 steps), the Riemannian gradient norm falls below
+    ``gtol`` (absolute, 1e-6) or a step is shorter than ``min_step`` (1e-10; a failed line search is a step of
+    0). The reference (``CGmanopt``) passes none of the options ``fun_FA`` builds (``max_iter=20000``,
+    ``gtol``/``xtol``/``ftol``), so these pymanopt defaults are what it runs; pymanopt's 1000 s time limit is
+    left out. The cost and gradient are computed in torch (:func:`_cost_state`).
+    """
+
+    def rgrad(V: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+        VtE = V.T @ E
+        return E - V @ (0.5 * (VtE + VtE.T))
+
+    def cost(V: torch.Tensor) -> tuple[float, tuple]:
+        f, state = _cost_state(V, X, C)
+        return float(f), state
+
+    f, state = cost(V)
+    g = rgrad(V, _grad_from_state(X, state))
+    gg = float((g * g).sum())
+    d = -g
+    old_alpha: float | None = None
+    step = float("nan")
+    it = 0
+    while True:
+        if it + 1 >= max_iter or gg ** 0.5 < gtol or step < min_step:
+            break
+        df0 = float((g * d).sum())
+        if df0 >= 0:
+            d, df0 = -g, -gg
+        norm_d = float(torch.linalg.vector_norm(d))
+        alpha = old_alpha if old_alpha is not None else 1.0 / norm_d
+        V_new = _qf(V + alpha * d)
+        f_new, state_new = cost(V_new)
+        evals = 1
+        while f_new > f + 0.5 * alpha * df0 and evals <= 10:
+            alpha *= 0.5
+            V_new = _qf(V + alpha * d)
+            f_new, state_new = cost(V_new)
+            evals += 1
+        if f_new > f:
+            alpha, V_new, f_new, state_new = 0.0, V, f, state
+        step = alpha * norm_d
+        old_alpha = alpha if evals == 2 else 2.0 * alpha
+        g_new = rgrad(V_new, _grad_from_state(X, state_new))
+        gg_new = float((g_new * g_new).sum())
+        g_old = rgrad(V_new, g)  # transport: projection onto the new tangent space
+        d = rgrad(V_new, d)
+        diff = g_new - g_old
+        denom = float((diff * d).sum())
+        beta = max(0.0, float((g_new * diff).sum()) / denom) if denom != 0 else 0.0
+        d = -g_new + beta * d
+        V, f, state, g, gg = V_new, f_new, state_new, g_new, gg_new
+        it += 1
+    return V
+
+
 def center_structure(centers: torch.Tensor, **kwargs) -> CenterStructure:
     """Find the low-rank center structure to remove (see the module docstring and ``_center_structure``).
 
@@ -157,20 +222,33 @@ def center_structure(centers: torch.Tensor, **kwargs) -> CenterStructure:
         return _center_structure(centers, **kwargs)
 
 
+#: Starts of the per-K searches: the reference's random points, or warm starts from the K-1 solution.
+STARTS = ("random", "warm")
+#: Optimizers of the per-K searches: the reference's (pymanopt CG, written out) or our faster one.
+OPTIMIZERS = ("reference", "fast")
+
+
 def _center_structure(
     centers: torch.Tensor,
     *,
     max_k: int | None = None,
     n_reps: int = 10,
     seed: int = 0,
-    max_iter: int = 300,
-    gtol: float = 1e-6,
+    start: str = "random",
+    optimizer: str = "reference",
+    max_iter: int | None = None,
+    gtol: float | None = None,
     ftol: float = 1e-9,
+    polish: bool = False,
     polish_iter: int = 1000,
     workers: int = 1,
-    rtol: float = 0.01,
+    rtol: float = 0.0,
 ) -> CenterStructure:
     """Find the low-rank center structure to remove (see the module docstring).
+
+    The defaults are the reference's search (``fun_FA`` as ``manifold_analysis_corr`` calls it): 10 random
+    starts per ``K``, pymanopt's conjugate gradient with its default stopping rules, the most stable start kept,
+    three rises in a row end the search, the overall minimum wins, no further refinement.
 
     Parameters
     ----------
@@ -178,23 +256,39 @@ def _center_structure(
         ``(P, N)`` manifold centers.
     max_k
         Largest ``K`` tried. Default: the reference rule (number of principal components of the centers below
-        95% explained variance, plus 11), capped at ``rank - 1``.
+        95% explained variance, plus 11), capped at ``rank - 1`` (``K = rank`` leaves every residual center at
+        zero, where the correlation is undefined; the reference has no cap and fails there).
     n_reps
-        Random starts per ``K``.
+        Starts per ``K`` (reference: 10).
     seed
-        Seed of the random starts.
+        Seed of the starts.
+    start
+        ``"random"`` (default, what the reference runs): each start is a uniformly random point of the Stiefel
+        manifold. The reference builds a warm start (a random combination of the centers plus the ``K-1``
+        solution) but ``CGmanopt`` never hands it to the solver, which then draws its own random point.
+        ``"warm"``: start from that warm start, as ``fun_FA`` apparently intended.
+    optimizer
+        ``"reference"`` (default): :func:`_stiefel_cg_manopt`, ``max_iter`` 1000 and absolute gradient tolerance
+        ``gtol`` 1e-6. ``"fast"``: :func:`_stiefel_cg` (Polak-Ribiere+, Armijo), ``max_iter`` 300, ``gtol`` 1e-6
+        relative to the cost, and a plateau stop (``ftol``: relative decrease over 5 iterations).
     max_iter, gtol, ftol
-        Per start: conjugate-gradient iterations, Riemannian gradient-norm tolerance (relative to the cost) and
-        the plateau tolerance (relative cost decrease over 5 iterations).
-    polish_iter
-        Iterations of the final, tight-tolerance refinement of the selected ``K``.
+        Per-start optimizer limits (``None``: the optimizer's default above; ``ftol`` only for ``"fast"``).
+    polish
+        Refine the selected ``K``'s directions to a tight tolerance (``polish_iter`` iterations of
+        :func:`_stiefel_cg`, gradient tolerance 1e-10) before returning them. A step the reference does not
+        take; it can move the directions far from the selected start (see :func:`geometry.capacity`).
     workers
-        Python threads running the random starts of one ``K`` concurrently (the result does not depend on it:
-        the starts are drawn in the same order and compared in that order).
+        Python threads running the starts of one ``K`` concurrently (the result does not depend on it: the
+        starts are drawn in the same order and compared in that order).
     rtol
         A ``K`` improves on ``K - 1`` when it lowers the mean absolute residual correlation by more than this
-        fraction; the search stops after three ``K`` in a row that do not (``0``: the reference rule).
+        fraction; the search stops after three ``K`` in a row that do not, and keeps the best ``K`` before
+        them. ``0`` (default) is the reference rule: three rises in a row, then the overall minimum.
     """
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     dtype, device = centers.dtype, centers.device
     P = centers.shape[0]
     Xb = centers - centers.mean(0, keepdim=True)
@@ -236,19 +330,31 @@ def _center_structure(
     stalled = 0
     workers = max(1, min(int(workers), n_reps))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    if optimizer == "reference":
+        opt_kw = dict(max_iter=1000 if max_iter is None else int(max_iter), gtol=1e-6 if gtol is None else gtol)
+
+        def solve(V0: torch.Tensor) -> torch.Tensor:
+            return _stiefel_cg_manopt(V0, X, C, **opt_kw)
+    else:
+        opt_kw = dict(max_iter=300 if max_iter is None else int(max_iter), gtol=1e-6 if gtol is None else gtol,
+                      ftol=ftol)
+
+        def solve(V0: torch.Tensor) -> torch.Tensor:
+            return _stiefel_cg(V0, X, C, **opt_kw)
     t_start = time.perf_counter()
     try:
         for k in range(1, k_max + 1):
             starts = []
             for _ in range(n_reps):
-                s = torch.randn(P, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
-                sX = (s @ X)[:, None]
-                starts.append(_qf(sX if V1 is None else torch.cat([sX, V1], dim=1)))
-
-            def solve(V0: torch.Tensor) -> torch.Tensor:
-                return _stiefel_cg(V0, X, C, max_iter=max_iter, gtol=gtol, ftol=ftol)
-
+                if start == "random":
+                    Z = torch.randn(rank, k, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+                    starts.append(_qf(Z))
+                else:
+                    s = torch.randn(P, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+                    sX = (s @ X)[:, None]
+                    starts.append(_qf(sX if V1 is None else torch.cat([sX, V1], dim=1)))
             solutions = list(pool.map(solve, starts)) if pool is not None else [solve(V0) for V0 in starts]
+            # The most stable start: the largest smallest fraction of a center's norm left after the removal.
             best_stab, best_V = -1.0, None
             for V in solutions:
                 R = X - (X @ V) @ V.T
@@ -273,9 +379,9 @@ def _center_structure(
             pool.shutdown()
     # The best K before the final run of non-improvements (for rtol = 0 that run only rises: the overall minimum).
     K = int(np.argmin(costs[:len(costs) - stalled])) + 1
-    # Polish the chosen solution to a tight tolerance, so that the result is a well-defined local optimum
-    # (and thus invariant, to optimizer precision, under rotations and rescalings of the input).
-    V_best = _stiefel_cg(V_mats[K - 1], X, C, max_iter=polish_iter, gtol=1e-10, ftol=1e-14)
+    V_best = V_mats[K - 1]
+    if polish:
+        V_best = _stiefel_cg(V_best, X, C, max_iter=polish_iter, gtol=1e-10, ftol=1e-14)
     directions = Q @ V_best
     return CenterStructure(directions=directions, K=K, correlation_before=before,
                            correlation_after=np.asarray(costs), max_k=k_max)

@@ -304,9 +304,13 @@ def test_center_correlation_removal_finds_shared_structure():
     P, N = 20, 100
     centers = rng.standard_normal((P, N)) + 3 * rng.standard_normal((P, 2)) @ rng.standard_normal((2, N))
     ms = [c + 0.3 * rng.standard_normal((8, N)) for c in centers]
-    ds = geometry.capacity(ms, n_t=30)
-    assert int(ds.K) == 2
+    ds = geometry.capacity(ms, n_t=30, center_rtol=0.01, center_search="fast")
+    assert int(ds.K) == 2  # warm starts find the shared plane at K = 2; the plateau rule stops right after it
     assert float(ds.center_correlation) > 0.3
+    # The reference search (default) keeps, per K, the most *stable* of 10 random starts (largest smallest
+    # fraction of a center's norm left), not the lowest cost; here its K = 2 pick misses the plane (residual
+    # correlation 0.44 against 0.10) and K = 3 removes it: never fewer directions than the planted rank.
+    assert 2 <= int(geometry.capacity(ms, n_t=30).K) <= 5
 
 
 
@@ -329,7 +333,7 @@ def test_center_search_rtol_zero_is_the_reference_rule_and_default_stops_on_the_
     ref = center_structure(centers, n_reps=2, rtol=0.0, max_iter=100)
     K, stopped_at_end = _reference_stop(ref.correlation_after, ref.max_k)
     assert ref.K == K and stopped_at_end  # searched exactly as far as the reference rule, chose its K
-    new = center_structure(centers, n_reps=2, max_iter=100)  # default rtol = 0.01
+    new = center_structure(centers, n_reps=2, max_iter=100, rtol=0.01)
     assert new.K == 3 and ref.K > 3
     tried = len(new.correlation_after)
     assert tried == 6  # K = 4, 5, 6 improve by < 1 %: stop there
