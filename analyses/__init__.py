@@ -26,7 +26,9 @@ from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
 from ._modulation import (READOUTS, bootstrap_mean_ci, modulation_index, record_units, responsive_units,
                           texture_modulation)
 from ._predictivity import (
+    SCORE_CONVENTION,
     PredictivityConfig,
+    brainscore_order,
     neural_predictivity,
     spearman_brown,
     split_half_ceiling,
@@ -60,6 +62,8 @@ __all__ = [
     # neural predictivity
     "PredictivityConfig",
     "neural_predictivity",
+    "brainscore_order",
+    "SCORE_CONVENTION",
     "split_half_ceiling",
     "spearman_brown",
     "validate_predictivity_config",

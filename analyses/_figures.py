@@ -236,7 +236,7 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
 
 
 def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
-    """Figure: ceiling-normalized neural predictivity per region, and raw r against the ceiling, from saved results.
+    """Figure: Brain-Score's score (r² / ceiling) per region, and raw r against the ceiling, from saved results.
 
     Parameters
     ----------
@@ -261,7 +261,7 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
     --------
     >>> import numpy as np, xarray as xr, tempfile, pathlib, analyses
     >>> r = xr.Dataset({"raw": ("region", [0.4, 0.3]), "raw_sem": ("region", [0.02, 0.03]),
-    ...                 "ceiling": ("region", [0.8, 0.75]), "normalized": ("region", [0.5, 0.4])},
+    ...                 "ceiling": ("region", [0.8, 0.75]), "score": ("region", [0.2, 0.12])},
     ...                coords={"region": ["V1", "V2"]})
     >>> files = analyses.plot_predictivity({"model": r}, pathlib.Path(tempfile.mkdtemp()) / "pred")
     >>> files[0].name
@@ -272,7 +272,7 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
     check_path("path_stem", path_stem)
     res = _results(results, "neural_predictivity")
     for label, ds in res.items():
-        _require(ds, ("raw", "raw_sem", "ceiling", "normalized"), label, "neural_predictivity")
+        _require(ds, ("raw", "raw_sem", "ceiling", "score"), label, "neural_predictivity")
     labels = list(res)
     with figure_style():
         fig = Figure(figsize=(max(6.5, 1.6 + 1.2 * len(labels) * 2), 3.2))
@@ -290,8 +290,9 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
                 raw = float(ds["raw"].sel(region=reg))
                 sem = float(ds["raw_sem"].sel(region=reg))
                 ceil = float(ds["ceiling"].sel(region=reg))
-                norm = float(ds["normalized"].sel(region=reg))
-                err = sem / ceil if np.isfinite(sem) and ceil > 0 else 0.0
+                norm = float(ds["score"].sel(region=reg))
+                # error propagated from the raw r's: d(r^2 / c) = 2 r dr / c
+                err = 2 * abs(raw) * sem / ceil if np.isfinite(sem) and ceil > 0 else 0.0
                 ax_norm.bar(x, norm, width * 0.9, yerr=err, color=_color(reg, k), capsize=2,
                             label=reg if first else None)
                 ax_raw.bar(x, raw, width * 0.9, yerr=0 if not np.isfinite(sem) else sem, color=_color(reg, k),
@@ -305,8 +306,8 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
             ax.set_xticklabels(labels, rotation=30 if len(labels) > 3 else 0,
                                ha="right" if len(labels) > 3 else "center")
         ax_norm.axhline(1, color="0.3", lw=0.8, ls="--")
-        ax_norm.set_ylabel("predictivity / ceiling")
-        ax_norm.set_title("Neural predictivity (normalized)")
+        ax_norm.set_ylabel("score = r² / ceiling")
+        ax_norm.set_title("Neural predictivity (Brain-Score score)")
         ax_raw.set_ylabel("held-out Pearson r\n(median over neuroids)")
         ax_raw.set_title("Raw predictivity and ceiling")
         ax_norm.legend(title="region")

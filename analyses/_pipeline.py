@@ -980,10 +980,15 @@ def write_report(results_dir: str | os.PathLike) -> Path:
             ds = data.load(path)
             for region in ds["region"].values.tolist():
                 r = ds.sel(region=region)
-                rows.append([label, str(region), f"{float(r['raw']):.3f}", f"{float(r['ceiling']):.3f}",
-                             f"{float(r['normalized']):.3f}"])
+                rows.append([label, str(region), f"{float(r['raw']):.3f} ± {float(r['raw_sem']):.3f}",
+                             f"{float(r['ceiling']):.3f}", f"{float(r['score']):.3f}",
+                             f"{float(r['score_legacy']):.3f}"])
         parts += ["## Neural predictivity (PLS, Brain-Score convention)", "",
-                  _table(rows, ["model", "region", "raw r", "ceiling", "normalized"]), ""]
+                  "raw r: held-out Pearson r, median over neuroids, mean ± s.e. over 10 stratified splits; "
+                  "ceiling: split-half consistency over repetitions (Spearman-Brown); score = r² / ceiling "
+                  "(Brain-Score's score since January 2026); legacy = (r / ceiling)² (Brain-Score up to 2.3.12).",
+                  "", _table(rows, ["model", "region", "raw r", "ceiling", "score = r²/ceiling",
+                                    "legacy = (r/ceiling)²"]), ""]
     geo = _labels(res, "geometry")
     if geo:
         rows = []

@@ -18,6 +18,7 @@ from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
 
 __all__ = [
     "PredictivityConfig",
+    "brainscore_order",
     "neural_predictivity",
     "split_half_ceiling",
     "spearman_brown",
@@ -25,6 +26,12 @@ __all__ = [
 ]
 
 REGRESSIONS = ("pls", "ridge")
+#: What the result's variables are (also in every saved result).
+SCORE_CONVENTION = ("Brain-Score FreemanZiemba2013: stimuli sorted by stimulus_id; r per neuroid on held-out "
+                    "stimuli, median over neuroids, mean over splits (raw; raw_sem: ddof=0); ceiling: split-half "
+                    "consistency over repetitions (ShuffleSplit halves), Spearman-Brown corrected; "
+                    "score = raw^2 / ceiling (Brain-Score since 2026-01-13); "
+                    "score_legacy = (raw / ceiling)^2 (Brain-Score up to 2.3.12)")
 #: Largest number of splits (stimulus splits or ceiling split-halves) accepted: each is a regression fit.
 MAX_SPLITS = 10_000
 
@@ -236,8 +243,9 @@ def split_half_ceiling(neural_assembly: xr.DataArray, *, n_splits: int = 10, see
                        window_ms: tuple[float, float] | None = RESPONSE_WINDOW_MS) -> xr.Dataset:
     """Split-half internal consistency over repetitions with Spearman-Brown correction (Brain-Score ceiling).
 
-    For each of ``n_splits`` random halves of the unique ``repetition`` values (Brain-Score:
-    ``train_size=0.5``, so for an odd count the first half is the smaller), each stimulus' responses are
+    For each of ``n_splits`` random halves of the sorted unique ``repetition`` values, drawn as Brain-Score
+    draws them (sklearn ``ShuffleSplit(n_splits, train_size=0.5, random_state=seed)``; for an odd count the
+    first half is the smaller), each stimulus' responses are
     averaged within each half; the Pearson r across stimuli between the halves is computed per neuroid and
     corrected with :func:`spearman_brown` (``n = 2``), giving the reliability of the full-repetition mean. The
     ceiling is the median over neuroids (per region), averaged over splits.
@@ -323,15 +331,12 @@ def _split_half_ceiling(neural_assembly: xr.DataArray, n_splits: int, seed: int,
     uniq = np.unique(reps)
     if len(uniq) < 2:
         raise ValueError(f"the split-half ceiling needs at least 2 repetitions, found {len(uniq)}")
-    n_first = int(math.floor(0.5 * len(uniq)))
-    rng = np.random.default_rng(seed)
     unit_region, regions = _regions(a)
     stim_order = np.asarray(average_repetitions(a)["stimulus_id"].values).astype(str)
     corrected, uncorrected = [], []
-    for _ in range(n_splits):
-        perm = rng.permutation(uniq)
+    for first, second in _repetition_halves(uniq, n_splits, seed):
         halves = []
-        for part in (perm[:n_first], perm[n_first:]):
+        for part in (uniq[first], uniq[second]):
             sub = a.isel(presentation=np.flatnonzero(np.isin(reps, part)))
             m = average_repetitions(sub)
             got = np.asarray(m["stimulus_id"].values).astype(str)
@@ -357,6 +362,62 @@ def _split_half_ceiling(neural_assembly: xr.DataArray, n_splits: int, seed: int,
                           "neuroids per split, mean over splits",
                "n_repetitions": int(len(uniq)), "ceiling_seed": int(seed)},
     )
+
+
+def _repetition_halves(uniq: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split-halves of the sorted unique repetitions, drawn as Brain-Score draws them.
+
+    Brain-Score's ``InternalConsistency`` cross-validates over the unique ``repetition`` values with
+    ``ShuffleSplit(n_splits, train_size=0.5, random_state=seed)``: the "train" half (``floor(n / 2)`` values)
+    and the "test" half (the rest). Returns index pairs into ``uniq``.
+    """
+    from sklearn.model_selection import ShuffleSplit
+
+    splitter = ShuffleSplit(n_splits=n_splits, train_size=0.5, test_size=None, random_state=seed)
+    return list(splitter.split(np.zeros(len(uniq))))
+
+
+def brainscore_order(ids: np.ndarray) -> np.ndarray:
+    """Indices that put stimuli in Brain-Score's order: sorted by ``stimulus_id`` (numbers as numbers).
+
+    Brain-Score averages repetitions with a group-by over the presentation coordinates, which returns the
+    stimuli sorted (``stimulus_id`` leads them in BrainIO assemblies and in :func:`data.assembly`), and builds
+    its cross-validation splits on that order, so the same ``random_state`` selects the same test stimuli only
+    in that order.
+
+    Parameters
+    ----------
+    ids
+        Stimulus ids, one per stimulus.
+
+    Returns
+    -------
+    numpy.ndarray
+        A stable argsort.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For ids that are not a 1-D array (or hold NaN).
+
+    Examples
+    --------
+    >>> import numpy as np, analyses
+    >>> analyses.brainscore_order(np.array(["b", "a", "c"])).tolist()
+    [1, 0, 2]
+    >>> analyses.brainscore_order(np.array([10, 9, 100])).tolist()
+    [1, 0, 2]
+    """
+    if isinstance(ids, (str, bytes)) or ids is None:
+        raise TypeError(f"ids must be a 1-D array of stimulus ids, got {ids!r:.40}")
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be 1-D (one id per stimulus), got shape {ids.shape}")
+    if ids.dtype.kind == "f" and np.isnan(ids).any():
+        raise ValueError("ids must not contain NaN")
+    if ids.dtype.kind not in "biuf":
+        ids = ids.astype(str)
+    return np.argsort(ids, kind="stable")
 
 
 def _splits(n: int, c: PredictivityConfig, labels: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -409,14 +470,17 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
                         config: PredictivityConfig | None = None) -> xr.Dataset:
     """How well model features predict each neuroid, in Brain-Score's convention for FreemanZiemba2013.
 
-    Neural responses are averaged over the response window (time bins) and over repetitions; the model
-    assembly is aligned to the neural stimuli by ``stimulus_id`` (its repetitions/time bins averaged too). For
-    each of ``n_splits`` shuffle splits of the stimuli (90 % train, stratified by ``texture_type`` when the
-    neural assembly has it), a PLS (25 components) or ridge regression is fit from all model features to the
-    neuroids of one region at a time; Pearson r between predicted and measured held-out responses is computed
-    per neuroid. ``raw`` = median over neuroids, mean over splits. ``ceiling`` = :func:`split_half_ceiling`.
-    ``normalized`` = raw / ceiling (Brain-Score's ``ceil_score``); ``explained_variance`` = (raw / ceiling)^2,
-    which current Brain-Score ``NeuralBenchmark``\\ s report as the score.
+    Neural responses are averaged over the response window (time bins) and over repetitions, and the stimuli
+    sorted as Brain-Score sorts them (:func:`brainscore_order`); the model assembly is aligned to them by
+    ``stimulus_id`` (its repetitions/time bins averaged too). For each of ``n_splits`` shuffle splits of the
+    stimuli (90 % train, stratified by ``texture_type``; sklearn's ``StratifiedShuffleSplit`` with
+    ``random_state=seed``, as Brain-Score), a PLS (25 components) or ridge regression is fit from all model
+    features to the neuroids of one region at a time; Pearson r between predicted and measured held-out
+    responses is computed per neuroid. ``raw`` = median over neuroids, mean over splits; ``raw_sem`` its
+    standard error over splits (ddof 0, as Brain-Score). ``ceiling`` = :func:`split_half_ceiling`.
+    ``score`` = raw^2 / ceiling, what Brain-Score reports since 13 January 2026 (the ceiling is a split-half
+    reliability, which bounds explained variance); ``score_legacy`` = (raw / ceiling)^2, its formula up to
+    version 2.3.12.
 
     Parameters
     ----------
@@ -430,7 +494,7 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     Returns
     -------
     xarray.Dataset
-        Per region: ``raw``, ``raw_sem`` (over splits), ``ceiling``, ``normalized``, ``explained_variance``,
+        Per region: ``raw``, ``raw_sem`` (over splits), ``ceiling``, ``score``, ``score_legacy``,
         ``raw_split (split, region)``, ``ceiling_split (ceiling_split, region)``; per neuroid: ``r
         (split, neuroid)``, ``r_mean (neuroid)``, ``consistency (ceiling_split, neuroid)``; attrs: config (JSON),
         ``n_stimuli``, ``n_features``, ``stratified_by``.
@@ -441,7 +505,8 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
         Before any fitting: assemblies that are not ``xarray.DataArray`` objects of real numbers, a config that is not
         a :class:`PredictivityConfig`.
     ValueError
-        Before any fitting: bad config, neural stimuli missing from the model assembly, no repetitions,
+        Before any fitting: bad config, neural stimuli missing from the model assembly, no repetitions, no
+        ``config.stratify`` coordinate on the neural presentations (set ``stratify=None`` for plain splits),
         ``n_components`` above the training stimuli or model features; model features that are all constant
         across the stimuli (or across the training stimuli of a split); neural responses that are all constant
         across the stimuli (after averaging over the response window and the repetitions).
@@ -465,8 +530,10 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     >>> neural = data.assembly(trials, stimulus_id=ids * 4, neuroid_id=list("abcd"),
     ...                        repetition=np.repeat(np.arange(4), 60))
     >>> model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(5)])
-    >>> r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=5))
-    >>> bool(r.normalized.sel(region="all") > 0.9)
+    >>> r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=5, stratify=None))
+    >>> bool(r.score.sel(region="all") > 0.8)
+    True
+    >>> bool(np.isclose(r.score.sel(region="all"), r.raw.sel(region="all") ** 2 / r.ceiling.sel(region="all")))
     True
     """
     c = validate_predictivity_config(config if config is not None else PredictivityConfig())
@@ -476,6 +543,7 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
         raise ValueError("the neural assembly has no 'repetition' coordinate: the split-half ceiling needs "
                          "repeated trials of each stimulus")
     y_asm = average_repetitions(average_time(neural_assembly, c.window_ms))
+    y_asm = y_asm.isel(presentation=brainscore_order(y_asm["stimulus_id"].values))
     x_asm = model_assembly
     if "time_bin" in x_asm.dims:
         x_asm = average_time(x_asm, None)
@@ -492,7 +560,12 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
     n, n_features = x.shape
     x = _row_space(x)
     labels = None
-    if c.stratify is not None and c.stratify in y_asm.coords and y_asm[c.stratify].dims == ("presentation",):
+    if c.stratify is not None:
+        if c.stratify not in y_asm.coords or y_asm[c.stratify].dims != ("presentation",):
+            raise ValueError(f"the neural assembly has no presentation coordinate {c.stratify!r} to stratify the "
+                             "splits by (for Brain-Score files it may live in the stimulus CSV: "
+                             "data.from_brainscore merges it); set PredictivityConfig(stratify=None) for plain "
+                             "shuffle splits")
         labels = np.asarray(y_asm[c.stratify].values).astype(str)
     validate_predictivity_config(c, n_stimuli=n)
     n_train = int(math.floor(c.train_size * n))
@@ -524,17 +597,18 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
             r[k, cols] = _pearson_columns(pred, y[test][:, cols])
     raw_split = np.stack([_nanmedian(r[:, unit_region == reg], axis=1) for reg in regions], axis=1)
     raw = raw_split.mean(axis=0)
-    raw_sem = raw_split.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else np.full(len(regions),
-                                                                                                 np.nan)
+    # Brain-Score's error: the standard deviation over splits with ddof = 0 (xarray's default), over sqrt(splits)
+    raw_sem = raw_split.std(axis=0, ddof=0) / np.sqrt(len(splits))
     ceil = ceiling["ceiling"].sel(region=regions).values
     with np.errstate(invalid="ignore", divide="ignore"):
-        normalized = raw / ceil
+        score = raw ** 2 / ceil
+        score_legacy = (raw / ceil) ** 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r_mean = np.nanmean(r, axis=0)
     return xr.Dataset(
         {"raw": (("region",), raw), "raw_sem": (("region",), raw_sem), "ceiling": (("region",), ceil),
-         "normalized": (("region",), normalized), "explained_variance": (("region",), normalized ** 2),
+         "score": (("region",), score), "score_legacy": (("region",), score_legacy),
          "raw_split": (("split", "region"), raw_split),
          "ceiling_split": (("ceiling_split", "region"), ceiling["ceiling_split"].sel(region=regions).values),
          "r": (("split", "neuroid"), r), "r_mean": (("neuroid",), r_mean),
@@ -544,7 +618,5 @@ def neural_predictivity(model_assembly: xr.DataArray, neural_assembly: xr.DataAr
                "predictivity_config": json.dumps(dataclasses.asdict(c), sort_keys=True),
                "n_stimuli": int(n), "n_features": int(n_features), "n_train": int(n_train), "n_test": int(n_test),
                "stratified_by": c.stratify if labels is not None else "none",
-               "convention": "Brain-Score FreemanZiemba2013: r per neuroid on held-out stimuli, median over "
-                             "neuroids, mean over splits; normalized = raw / ceiling; explained_variance = "
-                             "(raw / ceiling)^2"},
+               "convention": SCORE_CONVENTION},
     )

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         pred = analyses.neural_predictivity(feats, rec, pcfg)
         timings[f"predictivity_{label}_4096_features_s"] = time.perf_counter() - t0
-        results[f"random_features_normalized_{label}"] = [float(v) for v in pred.normalized.values]
+        results[f"random_features_score_{label}"] = [float(v) for v in pred.score.values]
     results["ceiling"] = [float(v) for v in pred.ceiling.values]
 
     reps = rec.repetition.values
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = model.assign_coords(neuroid_id=("neuroid", [f"m{i}" for i in range(model.sizes["neuroid"])]))
     held = rec.isel(presentation=np.flatnonzero(reps >= 10))
     pred = analyses.neural_predictivity(model, held, analyses.PredictivityConfig(n_components=10, train_size=0.8))
-    results["self_prediction_normalized_pls10_train0.8"] = [float(v) for v in pred.normalized.values]
+    results["self_prediction_score_pls10_train0.8"] = [float(v) for v in pred.score.values]
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()

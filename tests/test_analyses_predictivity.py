@@ -85,9 +85,11 @@ def test_simulated_population_predicts_itself_near_its_ceiling(simulated):
     assert r.attrs["stratified_by"] == "texture_type"
     assert r.attrs["n_train"] == 108 and r.attrs["n_test"] == 12  # 90 % of 120 stimuli
     for region in ("V1", "V2"):
-        assert 0.9 < float(r.normalized.sel(region=region)) < 1.05
+        assert 0.9 < float(r.raw.sel(region=region) / r.ceiling.sel(region=region)) < 1.05
         assert float(r.ceiling.sel(region=region)) > 0.9
-    np.testing.assert_allclose(r.explained_variance.values, r.normalized.values ** 2)
+    # one formula per variable: Brain-Score's current score and its pre-2026 one
+    np.testing.assert_allclose(r.score.values, r.raw.values ** 2 / r.ceiling.values, rtol=1e-15)
+    np.testing.assert_allclose(r.score_legacy.values, (r.raw.values / r.ceiling.values) ** 2, rtol=1e-15)
 
 
 def test_random_features_score_near_zero(simulated):
@@ -96,7 +98,7 @@ def test_random_features_score_near_zero(simulated):
     rand = data.assembly(rng.random((stim.sizes["stimulus_id"], 200)), stimulus_id=stim.stimulus_id.values,
                          neuroid_id=[f"r{i}" for i in range(200)])
     r = analyses.neural_predictivity(rand, a)
-    assert np.all(np.abs(r.normalized.values) < 0.2)  # 12 test stimuli per split: s.e. about 0.05
+    assert np.all(np.abs(r.raw.values) < 0.2)  # 12 test stimuli per split: s.e. about 0.05
 
 
 def test_random_features_on_independent_neuroids_score_zero():
@@ -106,7 +108,7 @@ def test_random_features_on_independent_neuroids_score_zero():
     neural = trials_assembly(signal[None] + 0.5 * rng.normal(size=(4, 400, 60)))
     rand = data.assembly(rng.normal(size=(400, 100)), stimulus_id=[f"s{i:04d}" for i in range(400)],
                          neuroid_id=[f"f{i}" for i in range(100)])
-    r = analyses.neural_predictivity(rand, neural, analyses.PredictivityConfig(n_components=10))
+    r = analyses.neural_predictivity(rand, neural, analyses.PredictivityConfig(n_components=10, stratify=None))
     assert abs(float(r.raw.sel(region="all"))) < 0.05
 
 
@@ -118,9 +120,9 @@ def test_linear_ground_truth_reaches_the_ceiling(regression):
     neural = trials_assembly(signal[None] + 1.0 * rng.normal(size=(6, 200, 25)))
     model = data.assembly(feats, stimulus_id=[f"s{i:04d}" for i in range(200)],
                           neuroid_id=[f"f{i}" for i in range(30)])
-    r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(regression=regression))
+    r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(regression=regression, stratify=None))
     # the model holds the noise-free signal: the prediction is at least as good as the repetition average
-    assert float(r.normalized.sel(region="all")) > 0.97
+    assert float(r.raw.sel(region="all") / r.ceiling.sel(region="all")) > 0.97
     assert float(r.raw.sel(region="all")) > 0.9
 
 
@@ -132,7 +134,7 @@ def test_model_is_aligned_by_stimulus_id_and_time_window_is_used():
     neural = trials_assembly(trials)
     ids = [f"s{i:04d}" for i in range(120)]
     model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(8)])
-    cfg = analyses.PredictivityConfig(n_components=8)
+    cfg = analyses.PredictivityConfig(n_components=8, stratify=None)
     base = analyses.neural_predictivity(model, neural, cfg)
     order = rng.permutation(120)
     shuffled = analyses.neural_predictivity(model.isel(presentation=order), neural, cfg)
@@ -168,7 +170,7 @@ def test_rejects_bad_inputs_before_fitting(kwargs, message):
     model = data.assembly(rng.normal(size=(60, 30)), stimulus_id=[f"s{i:04d}" for i in range(60)],
                           neuroid_id=[f"f{i}" for i in range(30)])
     with pytest.raises(ValueError, match=message):
-        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(**kwargs))
+        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(**{"stratify": None, **kwargs}))
 
 
 def test_missing_stimuli_and_repetitions_are_reported():
@@ -177,7 +179,7 @@ def test_missing_stimuli_and_repetitions_are_reported():
     model = data.assembly(rng.normal(size=(50, 4)), stimulus_id=[f"s{i:04d}" for i in range(50)],
                           neuroid_id=[f"f{i}" for i in range(4)])
     with pytest.raises(ValueError, match="10 neural stimuli are missing"):
-        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2))
+        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2, stratify=None))
     averaged = analyses.average_repetitions(neural)
     with pytest.raises(ValueError, match="no 'repetition' coordinate"):
-        analyses.neural_predictivity(model, averaged, analyses.PredictivityConfig(n_components=2))
+        analyses.neural_predictivity(model, averaged, analyses.PredictivityConfig(n_components=2, stratify=None))

@@ -351,7 +351,7 @@ class Context:
         import xarray as xr
 
         return xr.Dataset({"raw": ("region", [0.4, 0.3]), "raw_sem": ("region", [0.02, 0.03]),
-                           "ceiling": ("region", [0.8, 0.75]), "normalized": ("region", [0.5, 0.4])},
+                           "ceiling": ("region", [0.8, 0.75]), "score": ("region", [0.2, 0.12])},
                           coords={"region": ["V1", "V2"]})
 
 
@@ -572,6 +572,7 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
                                                         config=_small_predictivity_config())),
     "analyses.split_half_ceiling": (None, lambda: dict(neural_assembly=CTX.neural, n_splits=2)),
     "analyses.spearman_brown": (None, lambda: dict(r=0.5)),
+    "analyses.brainscore_order": (None, lambda: dict(ids=np.array(["b", "a", "c"]))),
     "analyses.validate_predictivity_config": (None, lambda: dict(
         config=importlib.import_module("analyses").PredictivityConfig())),
     "analyses.run_jobs": (None, lambda: dict(steps=[(math.sqrt, (4,))], executor="debug", folder=CTX.tmp / "jobs")),
