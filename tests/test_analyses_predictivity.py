@@ -183,3 +183,85 @@ def test_missing_stimuli_and_repetitions_are_reported():
     averaged = analyses.average_repetitions(neural)
     with pytest.raises(ValueError, match="no 'repetition' coordinate"):
         analyses.neural_predictivity(model, averaged, analyses.PredictivityConfig(n_components=2, stratify=None))
+
+
+def _brainscore_procedure(model: np.ndarray, model_ids: np.ndarray, trials: np.ndarray, stim_ids: np.ndarray,
+                          texture_type: np.ndarray, seed: int = 1) -> dict[str, float]:
+    """Brain-Score's FreemanZiemba2013 PLS benchmark on one region, written out step by step from its source.
+
+    brainscore_vision (c642dbe, 2026-08): ``average_repetition`` (a group-by over the presentation coordinates:
+    stimuli come out sorted by ``stimulus_id``); ``CrossValidation``: ``StratifiedShuffleSplit(10,
+    train_size=0.9, random_state=1)`` over the target's presentations, stratified by ``texture_type``;
+    ``PLSRegression(25, scale=False)``; ``scipy.stats.pearsonr`` per neuroid; median over neuroids; mean over
+    splits, error = ``std`` (ddof 0) / sqrt(10). Ceiling: ``InternalConsistency`` = ``CrossValidationSingle``
+    over the sorted unique repetitions with ``ShuffleSplit(10, train_size=0.5, random_state=1)``, per half
+    the repetition mean, Pearson r per neuroid, Spearman-Brown (n = 2), median over neuroids, mean over
+    splits. Score: ``explained_variance`` = r^2 / ceiling.
+    ``trials``: (repetitions, stimuli, neuroids) in the order of ``stim_ids`` (unsorted).
+    """
+    from scipy.stats import pearsonr
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    order = np.argsort(stim_ids)
+    y = trials.mean(0)[order]
+    labels = texture_type[order]
+    pos = {s: i for i, s in enumerate(model_ids)}
+    x = model[[pos[s] for s in stim_ids[order]]]
+    split_scores = []
+    for train, test in StratifiedShuffleSplit(10, train_size=0.9, random_state=seed).split(np.zeros(len(y)), labels):
+        pred = PLSRegression(25, scale=False).fit(x[train], y[train]).predict(x[test])
+        split_scores.append(np.median([pearsonr(pred[:, j], y[test][:, j])[0] for j in range(y.shape[1])]))
+    raw = float(np.mean(split_scores))
+    ceilings = []
+    reps = np.arange(trials.shape[0])
+    for first, second in ShuffleSplit(10, train_size=0.5, random_state=seed).split(np.zeros(len(reps))):
+        h1, h2 = trials[reps[first]].mean(0), trials[reps[second]].mean(0)
+        r = np.array([pearsonr(h1[:, j], h2[:, j])[0] for j in range(h1.shape[1])])
+        ceilings.append(np.median(2 * r / (1 + r)))
+    ceiling = float(np.mean(ceilings))
+    return {"raw": raw, "raw_sem": float(np.std(split_scores) / np.sqrt(10)), "ceiling": ceiling,
+            "score": raw ** 2 / ceiling, "score_legacy": (raw / ceiling) ** 2}
+
+
+def test_defaults_reproduce_brainscores_procedure_on_a_freemanziemba_shaped_assembly():
+    # FreemanZiemba2013's shape: 15 families x 2 types x 4 samples (the recording has 15), 20 repetitions, V1 and
+    # V2; stimuli listed in a shuffled order (the sort is part of the convention). Tolerance: both sides run the
+    # same float64 operations except the reduction order of means and Pearson sums (n <= 120 terms), so they
+    # agree to ~1e-13; 1e-10 leaves room for BLAS differences inside PLS (25 components, a few hundred flops each).
+    rng = np.random.default_rng(11)
+    fam, kind, sample = np.meshgrid(np.arange(15), ["noise", "texture"], np.arange(4), indexing="ij")
+    ids = np.array([f"{k}-{f:02d}-{s}" for f, k, s in zip(fam.ravel(), kind.ravel(), sample.ravel())])
+    shuffle = rng.permutation(len(ids))
+    ids, types = ids[shuffle], kind.ravel()[shuffle]
+    feats = rng.normal(size=(len(ids), 40))
+    n_rep, n_neu = 20, 12
+    signal = feats[:, :6] @ rng.normal(size=(6, n_neu))
+    trials = signal[None] + 2.0 * rng.normal(size=(n_rep, len(ids), n_neu))
+    neural = trials_assembly(trials, region=("neuroid", ["V1"] * 6 + ["V2"] * 6))
+    neural = neural.assign_coords(stimulus_id=("presentation", np.repeat(ids, n_rep)),
+                                  texture_type=("presentation", np.repeat(types, n_rep)))
+    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(40)])
+    got = analyses.neural_predictivity(model, neural)
+    assert got.attrs["stratified_by"] == "texture_type"
+    for region, cols in (("V1", slice(0, 6)), ("V2", slice(6, 12))):
+        want = _brainscore_procedure(feats, ids, trials[:, :, cols], ids, types)
+        for key, value in want.items():
+            np.testing.assert_allclose(float(got[key].sel(region=region)), value, rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{region} {key}")
+    # Stimuli in first-appearance order with the same seed would select other test stimuli: the order matters.
+    from analyses._predictivity import _splits
+
+    order = np.argsort(ids)
+    sorted_test = _splits(len(ids), analyses.PredictivityConfig(), types[order])[0][1]
+    unsorted_test = _splits(len(ids), analyses.PredictivityConfig(), types)[0][1]
+    assert set(ids[order][sorted_test]) != set(ids[unsorted_test])
+
+
+def test_missing_stratification_coordinate_is_an_error_not_a_fallback():
+    rng = np.random.default_rng(12)
+    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
+    model = data.assembly(rng.normal(size=(60, 4)), stimulus_id=[f"s{i:04d}" for i in range(60)],
+                          neuroid_id=[f"f{i}" for i in range(4)])
+    with pytest.raises(ValueError, match="no presentation coordinate 'texture_type'.*stratify=None"):
+        analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2))
