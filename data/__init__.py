@@ -7,7 +7,8 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 """
 
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
-from ._brainscore import from_brainscore, read_brainscore_stimuli, to_brainscore, write_brainscore_stimuli
+from ._brainscore import (from_brainscore, merge_stimulus_metadata, read_brainscore_stimuli, to_brainscore,
+                          write_brainscore_stimuli)
 from ._config import config_from_dict, load_toml, update_config
 from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
@@ -52,4 +53,5 @@ __all__ = [
     "to_brainscore",
     "read_brainscore_stimuli",
     "write_brainscore_stimuli",
+    "merge_stimulus_metadata",
 ]

@@ -21,7 +21,8 @@ from ._assembly import ASSEMBLY_DIMS, ASSEMBLY_DIMS_TIME, stimulus_set, validate
 from ._checks import check_float, check_path
 from ._io import atomic_write
 
-__all__ = ["from_brainscore", "to_brainscore", "read_brainscore_stimuli", "write_brainscore_stimuli"]
+__all__ = ["from_brainscore", "to_brainscore", "read_brainscore_stimuli", "write_brainscore_stimuli",
+           "merge_stimulus_metadata"]
 
 
 def _brainio_dataarray(ds: xr.Dataset, path: Path) -> xr.DataArray:
@@ -55,7 +56,10 @@ def from_brainscore(nc_path: str | os.PathLike, stimulus_csv: str | os.PathLike 
     Returns
     -------
     xarray.DataArray or (xarray.DataArray, xarray.Dataset)
-        The assembly, dims ``(presentation, neuroid[, time_bin])``; with ``stimulus_csv`` also the stimulus set.
+        The assembly, dims ``(presentation, neuroid[, time_bin])``; with ``stimulus_csv`` also the stimulus set,
+        whose per-stimulus metadata (e.g. ``texture_type``) is merged onto the presentations
+        (:func:`merge_stimulus_metadata`), as Brain-Score does. A legacy ``image_id`` coordinate (older BrainIO
+        packages) is renamed ``stimulus_id``.
 
     Raises
     ------
@@ -88,6 +92,9 @@ def from_brainscore(nc_path: str | os.PathLike, stimulus_csv: str | os.PathLike 
     drop = [name for name in da.coords if name in da.dims or name.rstrip("_") in da.dims]
     da = da.drop_vars(drop)
     da = da.drop_indexes([name for name in da.indexes]) if da.indexes else da
+    if "stimulus_id" not in da.coords and "image_id" in da.coords:
+        # older BrainIO packages (before brainio 0.2 / Brain-Score 2.0) name the stimulus coordinate image_id
+        da = da.rename({"image_id": "stimulus_id"})
     da.name = None
     da.attrs = {k: v for k, v in da.attrs.items() if isinstance(v, (str, int, float, np.number, np.ndarray))}
     validate_assembly(da)
@@ -98,7 +105,67 @@ def from_brainscore(nc_path: str | os.PathLike, stimulus_csv: str | os.PathLike 
     if unknown:
         raise ValueError(f"{len(unknown)} stimulus_id(s) of the assembly are not in {stimulus_csv}, "
                          f"e.g. {sorted(unknown)[:3]}")
-    return da, stimuli
+    return merge_stimulus_metadata(da, stimuli, source=str(stimulus_csv)), stimuli
+
+
+def merge_stimulus_metadata(assembly: xr.DataArray, stimuli: xr.Dataset, *, source: str = "the stimulus set"
+                            ) -> xr.DataArray:
+    """Copy the stimulus set's per-stimulus metadata onto the assembly's presentations, by ``stimulus_id``.
+
+    BrainIO keeps stimulus metadata (``texture_type``, ``texture_family`` ...) in the stimulus CSV; Brain-Score
+    joins it onto the assembly when it loads one. Coordinates the assembly already has are kept, and must agree
+    with the stimulus set where both have them.
+
+    Parameters
+    ----------
+    assembly
+        Assembly ``(presentation, neuroid[, time_bin])``.
+    stimuli
+        Stimulus set holding every stimulus of the assembly.
+    source
+        Name of the stimulus set in error messages.
+
+    Returns
+    -------
+    xarray.DataArray
+        The assembly with the added presentation coordinates.
+
+    Raises
+    ------
+    ValueError
+        If a stimulus of the assembly is missing from the stimulus set, or a coordinate both have disagrees.
+
+    Examples
+    --------
+    >>> import numpy as np, data
+    >>> s = data.stimulus_set(np.zeros((2, 4, 4)), stimulus_id=["a", "b"], texture_type=["noise", "texture"])
+    >>> a = data.assembly(np.ones((3, 1)), stimulus_id=["b", "a", "b"], neuroid_id=["n"], repetition=[0, 0, 1])
+    >>> data.merge_stimulus_metadata(a, s).texture_type.values.tolist()
+    ['texture', 'noise', 'texture']
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a str, got {type(source).__name__}")
+    validate_assembly(assembly)
+    validate_stimuli(stimuli)
+    ids = np.asarray(stimuli["stimulus_id"].values).astype(str)
+    pos = {s: i for i, s in enumerate(ids)}
+    wanted = np.asarray(assembly["stimulus_id"].values).astype(str)
+    missing = sorted(set(wanted) - set(pos))
+    if missing:
+        raise ValueError(f"{len(missing)} stimulus_id(s) of the assembly are not in {source}, e.g. {missing[:3]}")
+    rows = np.array([pos[s] for s in wanted], dtype=int)
+    out = assembly
+    for name, coord in stimuli.coords.items():
+        if name == "stimulus_id" or coord.dims != ("stimulus_id",):
+            continue
+        values = np.asarray(coord.values)[rows]
+        if name in out.coords:
+            have = np.asarray(out[name].values)
+            if out[name].dims != ("presentation",) or not np.array_equal(have.astype(str), values.astype(str)):
+                raise ValueError(f"coordinate {name!r} of the assembly disagrees with {source}")
+            continue
+        out = out.assign_coords({name: ("presentation", values)})
+    return out
 
 
 def read_brainscore_stimuli(stimulus_csv: str | os.PathLike, stimulus_zip: str | os.PathLike | None,

@@ -265,3 +265,37 @@ def test_missing_stratification_coordinate_is_an_error_not_a_fallback():
                           neuroid_id=[f"f{i}" for i in range(4)])
     with pytest.raises(ValueError, match="no presentation coordinate 'texture_type'.*stratify=None"):
         analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2))
+
+
+def test_legacy_image_id_file_with_metadata_only_in_the_csv_scores_stratified(tmp_path):
+    # Issue #16, acceptance 2: an assembly from an older BrainIO package (stimulus coordinate 'image_id', no
+    # texture_type on the presentations: it lives in the stimulus CSV) loads and scores stratified.
+    import xarray as xr
+
+    rng = np.random.default_rng(13)
+    n_stim, n_rep, n_neu = 40, 4, 5
+    ids = np.array([f"img{i:03d}" for i in range(n_stim)])
+    types = np.array(["noise", "texture"] * (n_stim // 2))
+    feats = rng.normal(size=(n_stim, 6))
+    trials = (feats @ rng.normal(size=(6, n_neu)))[None] + rng.normal(size=(n_rep, n_stim, n_neu))
+    da = xr.DataArray(trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu), dims=("presentation", "neuroid"),
+                      coords={"image_id": ("presentation", np.repeat(ids, n_rep)),
+                              "repetition": ("presentation", np.tile(np.arange(n_rep), n_stim)),
+                              "neuroid_id": ("neuroid", [f"n{j}" for j in range(n_neu)]),
+                              "region": ("neuroid", ["V2"] * n_neu)})
+    da = da.set_index(presentation=["image_id", "repetition"], neuroid=["neuroid_id", "region"])
+    da.reset_index(list(da.indexes)).to_dataset(name="data").to_netcdf(tmp_path / "assy.nc", engine="h5netcdf")
+    stim = data.stimulus_set(rng.random((n_stim, 8, 8)), stimulus_id=ids, texture_type=types)
+    data.write_brainscore_stimuli(stim, tmp_path / "stim.csv", tmp_path / "stim.zip")
+
+    neural, _ = data.from_brainscore(tmp_path / "assy.nc", tmp_path / "stim.csv", tmp_path / "stim.zip")
+    assert "stimulus_id" in neural.coords and "image_id" not in neural.coords
+    np.testing.assert_array_equal(neural.texture_type.values, np.repeat(types, n_rep))
+    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(6)])
+    r = analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=4))
+    assert r.attrs["stratified_by"] == "texture_type"
+    assert float(r.raw.sel(region="V2")) > 0.5
+    # Without the CSV the coordinate is missing, and stratifying by it is an error, not a silent fallback.
+    with pytest.raises(ValueError, match="texture_type"):
+        analyses.neural_predictivity(model, data.from_brainscore(tmp_path / "assy.nc"),
+                                     analyses.PredictivityConfig(n_components=4))

@@ -408,6 +408,8 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "data.process_device": (None, lambda: dict(device="cpu")),
     "data.scaled_lr": (None, lambda: dict(lr=1e-3, global_batch=32)),
     "data.from_brainscore": (None, lambda: dict(nc_path=CTX.brainscore[0])),
+    "data.merge_stimulus_metadata": (None, lambda: dict(assembly=CTX.assembly, stimuli=importlib.import_module("data").stimulus_set(
+        np.zeros((12, 4, 4)), stimulus_id=[f"s{i}" for i in range(12)], texture_type=["noise", "texture"] * 6))),
     "data.to_brainscore": (None, lambda: dict(assembly=CTX.assembly, nc_path=CTX.tmp / "bs_out.nc")),
     "data.read_brainscore_stimuli": (None, lambda: dict(stimulus_csv=CTX.brainscore[1],
                                                         stimulus_zip=CTX.brainscore[2])),
