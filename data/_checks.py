@@ -238,3 +238,55 @@ def check_device(name: str, value: Any, *, none: bool = False) -> Any:
         return torch.device(value)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise ValueError(f"{name} is not a valid torch device: {value!r} ({exc})") from None
+
+
+def check_instance(name: str, value: Any, cls: type | tuple[type, ...], *, none: bool = False) -> Any:
+    """``value``, checked to be an instance of ``cls`` (a class or a tuple of classes; ``None`` passes when
+    ``none`` is true); ``TypeError`` naming ``name`` and the expected class otherwise."""
+    if value is None and none:
+        return None
+    if not isinstance(value, cls):
+        classes = cls if isinstance(cls, tuple) else (cls,)
+        want = " or ".join(c.__name__ for c in classes)
+        raise ArgumentTypeError(f"{name} must be a {want}{' or None' if none else ''}, got {_describe(value)}")
+    return value
+
+
+def check_tensor(name: str, value: Any, *, ndim: int | Sequence[int] | None = None, floating: bool = True,
+                 finite: bool = True, min_size: int = 1) -> Any:
+    """``value``, checked to be a ``torch.Tensor`` (not a numpy array, list or number) with ``ndim`` dimensions
+    (an int or a set of allowed ones), a floating-point dtype when ``floating`` (never complex), at least
+    ``min_size`` elements and, with ``finite``, no NaN or inf. Returns the tensor unchanged."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {_describe(value)}")
+    if value.is_complex():
+        raise ArgumentTypeError(f"{name} must hold real numbers, got complex dtype {value.dtype}")
+    if floating and not value.is_floating_point():
+        raise ArgumentTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if not floating and value.dtype == torch.bool:
+        raise ArgumentTypeError(f"{name} must hold numbers, got dtype {value.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if value.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be a {want} tensor, got shape {tuple(value.shape)}")
+    if value.numel() < min_size:
+        if min_size == 1:
+            raise ValueError(f"{name} is empty (shape {tuple(value.shape)})")
+        raise ValueError(f"{name} must hold at least {min_size} values, got shape {tuple(value.shape)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+    return value
+
+
+def check_torch_dtype(name: str, value: Any, *, floating: bool = True) -> Any:
+    """``value``, checked to be a ``torch.dtype`` (a floating-point one when ``floating``)."""
+    import torch
+
+    if not isinstance(value, torch.dtype):
+        raise ArgumentTypeError(f"{name} must be a torch.dtype such as torch.float32, got {_describe(value)}")
+    if floating and not value.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point torch.dtype, got {value}")
+    return value

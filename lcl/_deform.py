@@ -9,11 +9,19 @@ import math
 import torch
 import torch.nn.functional as F
 
+from data._checks import (check_choice, check_device, check_float, check_instance, check_int, check_nbytes,
+                          check_seed, check_tensor, check_torch_dtype)
+
 __all__ = ["DeformConfig", "random_displacement", "warp", "deform", "rms_displacement", "noise_shape",
            "displacement_from_noise"]
 
 _MATCHING = ("rf", "fixed")
 _PADDING = ("reflection", "border", "zeros")
+#: Largest side (pixels) of a displacement field: the two (side x side) float64 matrices behind one field
+#: (:func:`_field_matrix`) need about 24 * side**2 bytes and side**3 operations to build.
+MAX_SIDE = 2 ** 14
+#: Largest RMS displacement (pixels) of a field: beyond it float32 sampling grids lose whole pixels.
+MAX_AMPLITUDE = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +132,31 @@ def _field_matrix(n: int, smoothness: float) -> torch.Tensor:
     return (interp @ blur).float()
 
 
+def _check_field(height: object, width: object, amplitude: object, smoothness: object
+                 ) -> tuple[int, int, float | None, float]:
+    """Checked (height, width, amplitude, smoothness) of displacement fields (``amplitude=None``: not given)."""
+    height = check_int("height", height, low=1, high=MAX_SIDE)
+    width = check_int("width", width, low=1, high=MAX_SIDE)
+    if amplitude is not None:
+        amplitude = check_float("amplitude", amplitude, low=0.0, high=MAX_AMPLITUDE)
+    smoothness = check_float("smoothness", smoothness, low=0.0, low_open=True)
+    return height, width, amplitude, smoothness
+
+
+def _coarse(n: int, smoothness: float) -> int:
+    """Number of white-noise samples behind ``n`` pixels: ``_field_matrix(n, smoothness).shape[1]``, without
+    building the matrix."""
+    step = max(1.0, smoothness / 2.0)
+    radius = max(1, int(math.ceil(3.0 * (smoothness / step))))
+    return int(math.ceil((n - 1) / step)) + 2 + 2 * radius
+
+
+def _check_batch_memory(batch: int, height: int, width: int, smoothness: float) -> None:
+    cy, cx = _coarse(height, smoothness), _coarse(width, smoothness)
+    check_nbytes("batch", batch, 4.0 * batch * 2 * (cy * cx + height * cx + 3 * height * width),
+                 what=f"{batch} displacement fields of {height}x{width} pixels")
+
+
 def random_displacement(batch: int, height: int, width: int, amplitude: float, smoothness: float, *,
                         generator: torch.Generator | None = None, device: torch.device | str | None = None,
                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -154,6 +187,17 @@ def random_displacement(batch: int, height: int, width: int, amplitude: float, s
     torch.Tensor
         Shape (batch, height, width, 2): displacement (dx, dy) in pixels.
 
+    Raises
+    ------
+    TypeError
+        For a ``batch``, ``height`` or ``width`` that is not an integer, an ``amplitude`` or ``smoothness`` that
+        is not a real number, a ``generator`` that is not a ``torch.Generator``, a ``device`` that is not a
+        device name or ``torch.device``, a ``dtype`` that is not a ``torch.dtype``.
+    ValueError
+        For a negative ``batch``, a ``height`` or ``width`` outside ``[1, MAX_SIDE]`` (16384), an ``amplitude``
+        outside ``[0, MAX_AMPLITUDE]`` (1e6 pixels) or NaN, a ``smoothness`` that is not a finite number > 0, an
+        unknown device, an integer ``dtype``, fields that would not fit in memory.
+
     Examples
     --------
     >>> import torch, lcl
@@ -162,16 +206,26 @@ def random_displacement(batch: int, height: int, width: int, amplitude: float, s
     >>> tuple(d.shape), [round(float(r), 4) for r in lcl.rms_displacement(d)]
     ((4, 32, 32, 2), [2.0, 2.0, 2.0, 2.0])
     """
-    if amplitude < 0 or not math.isfinite(amplitude):
-        raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude!r}")
-    if smoothness <= 0 or not math.isfinite(smoothness):
-        raise ValueError(f"smoothness must be a finite number > 0, got {smoothness!r}")
+    batch = check_int("batch", batch, low=0)
+    height, width, amplitude, smoothness = _check_field(height, width, amplitude, smoothness)
+    check_instance("generator", generator, torch.Generator, none=True)
+    device = check_device("device", device, none=True)
+    dtype = check_torch_dtype("dtype", dtype)
+    _check_batch_memory(batch, height, width, smoothness)
     noise = torch.randn(batch, *noise_shape(height, width, smoothness), generator=generator)
-    return displacement_from_noise(noise, height, width, amplitude, smoothness, device=device, dtype=dtype)
+    return _displacement_from_noise(noise, height, width, amplitude, smoothness, device=device, dtype=dtype)
 
 
 def noise_shape(height: int, width: int, smoothness: float) -> tuple[int, int, int]:
     """Shape (2, coarse_y, coarse_x) of the white noise behind one displacement field.
+
+    Raises
+    ------
+    TypeError
+        For a ``height`` or ``width`` that is not an integer, a ``smoothness`` that is not a real number.
+    ValueError
+        For a ``height`` or ``width`` outside ``[1, MAX_SIDE]`` (16384), a ``smoothness`` that is not a finite
+        number > 0.
 
     Examples
     --------
@@ -179,7 +233,8 @@ def noise_shape(height: int, width: int, smoothness: float) -> tuple[int, int, i
     >>> lcl.noise_shape(48, 48, 10.0)
     (2, 24, 24)
     """
-    return (2, _field_matrix(height, float(smoothness)).shape[1], _field_matrix(width, float(smoothness)).shape[1])
+    height, width, _, smoothness = _check_field(height, width, None, smoothness)
+    return (2, _coarse(height, smoothness), _coarse(width, smoothness))
 
 
 def displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplitude: float, smoothness: float, *,
@@ -191,6 +246,17 @@ def displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplit
     Drawing the noise separately lets distributed runs draw one global batch of noise and each process use its
     slice.
 
+    Raises
+    ------
+    TypeError
+        For ``noise`` that is not a floating-point ``torch.Tensor``, a ``height`` or ``width`` that is not an
+        integer, an ``amplitude`` or ``smoothness`` that is not a real number, a ``device`` that is not a device
+        name or ``torch.device``, a ``dtype`` that is not a ``torch.dtype``.
+    ValueError
+        For ``noise`` of the wrong shape or holding NaN/inf, a ``height`` or ``width`` outside
+        ``[1, MAX_SIDE]``, an ``amplitude`` outside ``[0, MAX_AMPLITUDE]``, a ``smoothness`` that is not a finite
+        number > 0, an unknown device, an integer ``dtype``.
+
     Examples
     --------
     >>> import torch, lcl
@@ -199,6 +265,21 @@ def displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplit
     >>> tuple(d.shape), round(float(lcl.rms_displacement(d)[0]), 4)
     ((3, 16, 16, 2), 1.0)
     """
+    height, width, amplitude, smoothness = _check_field(height, width, amplitude, smoothness)
+    check_tensor("noise", noise, ndim=4, min_size=0)
+    want = (2, _coarse(height, smoothness), _coarse(width, smoothness))
+    if tuple(noise.shape[1:]) != want:
+        raise ValueError(f"noise must have shape (batch, {want[0]}, {want[1]}, {want[2]}), got {tuple(noise.shape)}")
+    device = check_device("device", device, none=True)
+    dtype = check_torch_dtype("dtype", dtype)
+    _check_batch_memory(noise.shape[0], height, width, smoothness)
+    return _displacement_from_noise(noise, height, width, amplitude, smoothness, device=device, dtype=dtype)
+
+
+def _displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplitude: float, smoothness: float, *,
+                             device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+                             ) -> torch.Tensor:
+    """:func:`displacement_from_noise` without the argument checks (the trainer's inner loop)."""
     ay = _field_matrix(height, float(smoothness))
     ax = _field_matrix(width, float(smoothness))
     if noise.shape[1:] != (2, ay.shape[1], ax.shape[1]):
@@ -215,12 +296,23 @@ def displacement_from_noise(noise: torch.Tensor, height: int, width: int, amplit
 def rms_displacement(displacement: torch.Tensor) -> torch.Tensor:
     """RMS length of each displacement field (batch, y, x, 2) -> (batch,), in pixels.
 
+    Raises
+    ------
+    TypeError
+        For ``displacement`` that is not a floating-point ``torch.Tensor``.
+    ValueError
+        For ``displacement`` that is not (batch, y, x, 2) with y, x >= 1, or that holds NaN/inf.
+
     Examples
     --------
     >>> import torch, lcl
     >>> lcl.rms_displacement(torch.full((1, 4, 4, 2), 3.0))
     tensor([4.2426])
     """
+    check_tensor("displacement", displacement, ndim=4, min_size=0)
+    if displacement.shape[-1] != 2 or displacement.shape[1] < 1 or displacement.shape[2] < 1:
+        raise ValueError(f"displacement must have shape (batch, y, x, 2) with y, x >= 1, got "
+                         f"{tuple(displacement.shape)}")
     return displacement.pow(2).sum(dim=-1).mean(dim=(1, 2)).sqrt()
 
 
@@ -249,6 +341,15 @@ def warp(images: torch.Tensor, displacement: torch.Tensor, *, padding: str = "re
         Warped images, same shape as ``images``. A zero field returns the input up to float rounding of the
         sampling grid (about 1e-6 for float32 images in [0, 1]).
 
+    Raises
+    ------
+    TypeError
+        For ``images`` or ``displacement`` that is not a floating-point ``torch.Tensor``, a ``padding`` that is
+        not a string.
+    ValueError
+        For ``images`` that are not a non-empty 4-D tensor, a ``displacement`` whose shape is not
+        (batch, y, x, 2) of the images, NaN/inf values in either, an unknown ``padding``.
+
     Examples
     --------
     >>> import torch, lcl
@@ -257,11 +358,18 @@ def warp(images: torch.Tensor, displacement: torch.Tensor, *, padding: str = "re
     >>> lcl.warp(x, d)[0, 0, 0].tolist()
     [1.0, 2.0, 3.0, 2.0]
     """
-    if padding not in _PADDING:
-        raise ValueError(f"padding must be one of {_PADDING}, got {padding!r}")
+    check_tensor("images", images, ndim=4)
+    check_tensor("displacement", displacement, ndim=4, min_size=0)
+    check_choice("padding", padding, _PADDING)
     b, _, h, w = images.shape
     if displacement.shape != (b, h, w, 2):
         raise ValueError(f"displacement must have shape {(b, h, w, 2)}, got {tuple(displacement.shape)}")
+    return _warp(images, displacement, padding=padding)
+
+
+def _warp(images: torch.Tensor, displacement: torch.Tensor, *, padding: str = "reflection") -> torch.Tensor:
+    """:func:`warp` without the argument checks (the trainer's inner loop)."""
+    b, _, h, w = images.shape
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=images.device, dtype=images.dtype)
     grid = _base_grid(h, w, images.device, images.dtype) + displacement.to(images.dtype) * scale
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)
@@ -292,6 +400,17 @@ def deform(images: torch.Tensor, amplitude: float, smoothness: float, *, generat
         Deformed images, same shape, device and dtype. ``amplitude == 0`` returns an exact copy of ``images``
         (the warp itself would reproduce them only up to float rounding of the sampling grid, ~1e-6).
 
+    Raises
+    ------
+    TypeError
+        For ``images`` that are not a floating-point ``torch.Tensor``, an ``amplitude`` or ``smoothness`` that is
+        not a real number, a ``generator`` that is not a ``torch.Generator``, a ``seed`` that is not an integer,
+        a ``padding`` that is not a string.
+    ValueError
+        For ``images`` that are not a non-empty 4-D tensor or hold NaN/inf, images larger than ``MAX_SIDE``
+        (16384) pixels a side, an ``amplitude`` outside ``[0, MAX_AMPLITUDE]`` (1e6 pixels), a ``smoothness``
+        that is not a finite number > 0, a negative ``seed``, an unknown ``padding``.
+
     Examples
     --------
     >>> import torch, lcl
@@ -302,11 +421,20 @@ def deform(images: torch.Tensor, amplitude: float, smoothness: float, *, generat
     >>> bool(torch.equal(lcl.deform(x, 0.0, 3.0, seed=0), x))
     True
     """
+    check_tensor("images", images, ndim=4)
+    b, _, h, w = images.shape
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"images must be at most {MAX_SIDE} pixels a side, got shape {tuple(images.shape)}")
+    amplitude = check_float("amplitude", amplitude, low=0.0, high=MAX_AMPLITUDE)
+    smoothness = check_float("smoothness", smoothness, low=0.0, low_open=True)
+    check_instance("generator", generator, torch.Generator, none=True)
+    seed = check_seed("seed", seed, none=True)
+    check_choice("padding", padding, _PADDING)
     if generator is None and seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(seed)
     if amplitude == 0:
         return images.clone()
-    b, _, h, w = images.shape
-    d = random_displacement(b, h, w, amplitude, smoothness, generator=generator, device=images.device,
-                            dtype=images.dtype)
-    return warp(images, d, padding=padding)
+    _check_batch_memory(b, h, w, smoothness)
+    noise = torch.randn(b, *noise_shape(h, w, smoothness), generator=generator)
+    d = _displacement_from_noise(noise, h, w, amplitude, smoothness, device=images.device, dtype=images.dtype)
+    return _warp(images, d, padding=padding)

@@ -20,7 +20,7 @@ from data import init_distributed  # re-exported as lcl.init_distributed
 
 from . import losses
 from ._config import LCLConfig, validate_config
-from ._deform import displacement_from_noise, noise_shape, warp
+from ._deform import _coarse, _displacement_from_noise, _warp
 from ._model import V1V2
 
 __all__ = ["Trainer", "train", "init_distributed", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE",
@@ -357,12 +357,12 @@ class Trainer:
         if amp == 0:
             return channels_last(both.clone())
         b, _, h, w = patches.shape
-        shape = noise_shape(h, w, smooth)
+        shape = (2, _coarse(h, smooth), _coarse(w, smooth))  # noise_shape(h, w, smooth), unchecked
         # noise for the global batch (views 1 of all patches, then views 2), this process's slice
         noise = torch.randn(2, b * self.world_size, *shape, generator=self.generator)
         noise = noise[:, b * self.rank:b * (self.rank + 1)].reshape(2 * b, *shape)
-        d = displacement_from_noise(noise, h, w, amp, smooth, device=both.device, dtype=both.dtype)
-        return channels_last(warp(both, d, padding=self.config.deform.padding))
+        d = _displacement_from_noise(noise, h, w, amp, smooth, device=both.device, dtype=both.dtype)
+        return channels_last(_warp(both, d, padding=self.config.deform.padding))
 
     def compute_loss(self, views: torch.Tensor) -> torch.Tensor:
         """Loss of the current phase for stacked views (see :meth:`make_views`)."""

@@ -655,18 +655,6 @@ _GAP_FILES: dict[str, list[tuple[str, str]]] = {
         ("data.center_index", "image_side"), ("data.center_index", "side"), ("data.record", "channels"),
         ("data.record", "device"), ("data.record", "progress"), ("data.stimuli_to_tensor", "channels"),
     ],
-    "lcl/_deform.py": [
-        ("lcl.deform", "amplitude"), ("lcl.deform", "images"), ("lcl.deform", "seed"), ("lcl.deform", "smoothness"),
-        ("lcl.displacement_from_noise", "amplitude"), ("lcl.displacement_from_noise", "device"),
-        ("lcl.displacement_from_noise", "dtype"), ("lcl.displacement_from_noise", "height"),
-        ("lcl.displacement_from_noise", "noise"), ("lcl.displacement_from_noise", "smoothness"),
-        ("lcl.displacement_from_noise", "width"), ("lcl.noise_shape", "height"), ("lcl.noise_shape", "smoothness"),
-        ("lcl.noise_shape", "width"), ("lcl.random_displacement", "amplitude"), ("lcl.random_displacement", "batch"),
-        ("lcl.random_displacement", "device"), ("lcl.random_displacement", "dtype"),
-        ("lcl.random_displacement", "height"), ("lcl.random_displacement", "smoothness"),
-        ("lcl.random_displacement", "width"), ("lcl.rms_displacement", "displacement"), ("lcl.warp", "displacement"),
-        ("lcl.warp", "images"),
-    ],
     "lcl/_model.py": [
         ("lcl.Stage", "config"), ("lcl.Stage", "in_channels"), ("lcl.Stage", "whiten"),
         ("lcl.StageConfig", "init_scale"), ("lcl.StageConfig", "norm_sigma"), ("lcl.V1V2", "config"),
