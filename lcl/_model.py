@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data._checks import check_float, check_instance, check_int, check_nbytes
+
 __all__ = ["StageConfig", "ModelConfig", "Stage", "V1V2", "ReceptiveField"]
+
+#: The whitening kernel is cut from a 64 x 64 grid: its side is 2..64 (1 would be the zero kernel).
+WHITEN_GRID = 64
+#: Most channels a stage may have (input or output).
+MAX_CHANNELS = 65_536
+
+
+def _check_whiten(name: str, value: object) -> int:
+    """A whitening-kernel side: 0 (off) or an integer in [2, 64]."""
+    value = check_int(name, value, low=0, high=WHITEN_GRID)
+    if value == 1:
+        raise ValueError(f"{name} must be 0 (off) or an integer in [2, {WHITEN_GRID}], got 1 (a 1x1 zero-sum "
+                         "kernel is zero)")
+    return value
 
 
 def _binomial(n: int) -> torch.Tensor:
@@ -60,6 +77,14 @@ class StageConfig:
         (``sqrt``, a compressive, degree-1 output: complex cells), 2 the energy (an expansive, degree-2 output),
         any positive number in between or beyond.
 
+    Raises
+    ------
+    ValueError
+        For a ``channels``, ``kernel``, ``pool``, ``downsample_kernel`` or ``stride`` that is not a positive
+        integer (or above ``MAX_CHANNELS`` = 65536 channels), a ``downsample_kernel`` below the stride,
+        non-boolean flags, an ``init_scale`` or ``norm_sigma`` that is not a finite number > 0, an ``exponent``
+        outside (0, 4].
+
     Examples
     --------
     >>> import lcl
@@ -96,11 +121,16 @@ class StageConfig:
         for name in ("divisive_norm", "bias", "center_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"StageConfig.{name} must be a boolean, got {getattr(self, name)!r}")
+        if self.channels > MAX_CHANNELS:
+            raise ValueError(f"StageConfig.channels must be at most {MAX_CHANNELS}, got {self.channels}")
         if isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float)) \
                 or not self.init_scale > 0:
             raise ValueError(f"StageConfig.init_scale must be a positive number, got {self.init_scale!r}")
-        if not (isinstance(self.norm_sigma, (int, float)) and self.norm_sigma > 0):
+        check_float("StageConfig.init_scale", self.init_scale, low=0.0, low_open=True)
+        if isinstance(self.norm_sigma, bool) or not (isinstance(self.norm_sigma, (int, float))
+                                                     and self.norm_sigma > 0):
             raise ValueError(f"StageConfig.norm_sigma must be positive, got {self.norm_sigma!r}")
+        check_float("StageConfig.norm_sigma", self.norm_sigma, low=0.0, low_open=True)
         if isinstance(self.exponent, bool) or not isinstance(self.exponent, (int, float)) \
                 or not 0 < self.exponent <= 4:
             raise ValueError(f"StageConfig.exponent must be a number in (0, 4] (1 = amplitude, 2 = energy), "
@@ -121,13 +151,19 @@ class ModelConfig:
         Channels of the input images (1 = grayscale).
     whiten
         Side of the fixed retina-like whitening kernel at the start of stage 1 (``stage1.whiten``, see
-        :func:`whitening_kernel`); 0 disables it. Flattening the 1/f spectrum of natural images lets the
+        :func:`whitening_kernel`), 2..64; 0 disables it. Flattening the 1/f spectrum of natural images lets the
         stage-1 filters learn high frequencies quickly (our choice; the paper does not specify).
     stage1
         The V1 stage (default: 64 filters 9x9, L2 pooling 3, blur-downsampling 4 with stride 2).
     stage2
         The V2 stage (default: 128 filters 5x5 on the centred stage-1 output, no bias, energy output
         (``exponent = 2``) of the L2 pooling 3, blur-downsampling 4 with stride 2).
+
+    Raises
+    ------
+    ValueError
+        For an ``in_channels`` that is not an integer in [1, 65536], a ``whiten`` that is not 0 or an integer in
+        [2, 64], stages that are not :class:`StageConfig`.
 
     Examples
     --------
@@ -147,6 +183,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.in_channels must be a positive integer, got {self.in_channels!r}")
         if isinstance(self.whiten, bool) or not isinstance(self.whiten, int) or self.whiten < 0:
             raise ValueError(f"ModelConfig.whiten must be an integer >= 0 (0 = off), got {self.whiten!r}")
+        check_int("ModelConfig.in_channels", self.in_channels, high=MAX_CHANNELS)
+        _check_whiten("ModelConfig.whiten", self.whiten)
         for name in ("stage1", "stage2"):
             if not isinstance(getattr(self, name), StageConfig):
                 raise ValueError(f"ModelConfig.{name} must be a StageConfig")
@@ -172,6 +210,21 @@ def whitening_kernel(size: int, cutoff: float = 0.4) -> torch.Tensor:
     Flattens the 1/f amplitude spectrum of natural images (a centre-surround, zero-sum kernel), cropped to
     ``size x size`` and scaled to unit L2 norm.
 
+    Parameters
+    ----------
+    size
+        Side of the kernel, 2..64 (it is cut from a 64 x 64 grid).
+    cutoff
+        Frequency (cycles/pixel, > 0) of the kernel's high-frequency roll-off.
+
+    Raises
+    ------
+    TypeError
+        For a ``size`` that is not an integer, a ``cutoff`` that is not a real number.
+    ValueError
+        For a ``size`` outside [2, 64], a ``cutoff`` that is not a finite number > 0, or one so small that the
+        kernel vanishes (below about 0.003 cycles/pixel).
+
     Examples
     --------
     >>> import lcl
@@ -179,7 +232,9 @@ def whitening_kernel(size: int, cutoff: float = 0.4) -> torch.Tensor:
     >>> tuple(k.shape), abs(float(k.sum())) < 1e-6, round(float(k.norm()), 4)
     ((7, 7), True, 1.0)
     """
-    n = 64
+    size = check_int("size", size, low=2, high=WHITEN_GRID)
+    cutoff = check_float("cutoff", cutoff, low=0.0, low_open=True)
+    n = WHITEN_GRID
     fy = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
     fx = torch.fft.fftfreq(n, dtype=torch.float64)[None, :]
     f = torch.sqrt(fy ** 2 + fx ** 2)
@@ -187,7 +242,10 @@ def whitening_kernel(size: int, cutoff: float = 0.4) -> torch.Tensor:
     lo = n // 2 - size // 2
     k = spatial[lo:lo + size, lo:lo + size]
     k = k - k.mean()
-    return (k / k.norm()).float()
+    norm = float(k.norm())
+    if not (math.isfinite(norm) and norm > 0):
+        raise ValueError(f"cutoff={cutoff!r} is too small: the whitening kernel vanishes")
+    return (k / norm).float()
 
 
 class Whiten(nn.Module):
@@ -267,7 +325,17 @@ class Stage(nn.Module):
     config
         The stage's architecture.
     whiten
-        Side of a fixed whitening kernel applied first (0 = none, the ``whiten`` submodule is an identity).
+        Side of a fixed whitening kernel applied first (0 = none, the ``whiten`` submodule is an identity;
+        otherwise 2..64).
+
+    Raises
+    ------
+    TypeError
+        For an ``in_channels`` or ``whiten`` that is not an integer, a ``config`` that is not a
+        :class:`StageConfig`.
+    ValueError
+        For an ``in_channels`` outside [1, 65536], a ``whiten`` that is not 0 or in [2, 64], weights that would
+        not fit in memory.
 
     Examples
     --------
@@ -280,6 +348,13 @@ class Stage(nn.Module):
     """
 
     def __init__(self, in_channels: int, config: StageConfig, whiten: int = 0):
+        in_channels = check_int("in_channels", in_channels, low=1, high=MAX_CHANNELS)
+        check_instance("config", config, StageConfig)
+        whiten = _check_whiten("whiten", whiten)
+        check_nbytes("in_channels", in_channels,
+                     4.0 * (in_channels * (config.channels * config.kernel ** 2 + whiten ** 2)
+                            + config.channels * (config.pool ** 2 + config.downsample_kernel ** 2)),
+                     what=f"a stage of {in_channels} x {config.channels} channels")
         super().__init__()
         self.config = config
         self.whiten_size = whiten
@@ -376,6 +451,13 @@ class V1V2(nn.Module):
     config
         Architecture; default :class:`ModelConfig`.
 
+    Raises
+    ------
+    TypeError
+        For a ``config`` that is neither a :class:`ModelConfig` nor ``None``.
+    ValueError
+        For stages whose weights would not fit in memory.
+
     Examples
     --------
     >>> import torch, lcl
@@ -389,8 +471,9 @@ class V1V2(nn.Module):
     """
 
     def __init__(self, config: ModelConfig | None = None):
+        check_instance("config", config, ModelConfig, none=True)
         super().__init__()
-        self.config = config or ModelConfig()
+        self.config = ModelConfig() if config is None else config
         self.stage1 = Stage(self.config.in_channels, self.config.stage1, whiten=self.config.whiten)
         self.stage2 = Stage(self.config.stage1.channels, self.config.stage2)
 

@@ -17,6 +17,7 @@ import torch
 
 import data
 from data import init_distributed  # re-exported as lcl.init_distributed
+from data._checks import check_bool, check_path
 
 from . import losses
 from ._config import LCLConfig, validate_config
@@ -105,6 +106,17 @@ class Trainer:
         ``device``, ``progress``, ``checkpoint_every``, ``log_every`` excepted). On CPU the resumed run ends with
         weights identical to an uninterrupted one.
 
+    Raises
+    ------
+    TypeError
+        For an ``out_dir`` that is not a path (str or ``os.PathLike``) or ``None``, a ``resume`` that is not
+        ``True``/``False``, a ``config`` that is not an :class:`lcl.LCLConfig`.
+    ValueError
+        For an invalid ``config`` (see :func:`lcl.validate_config`), ``resume=True`` without ``out_dir``, a
+        checkpoint written with another config or number of processes.
+    FileNotFoundError
+        For ``resume=True`` when ``out_dir`` holds no checkpoint.
+
     Examples
     --------
     >>> import lcl
@@ -117,8 +129,10 @@ class Trainer:
     """
 
     def __init__(self, config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False):
+        out_dir = check_path("out_dir", out_dir, none=True)
+        resume = check_bool("resume", resume)
         self.config = validate_config(config)
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.out_dir = out_dir
         if resume and self.out_dir is None:
             raise ValueError("resume=True needs the out_dir that holds the checkpoint")
         self.rank, self.world_size = data.rank_and_world()
@@ -528,6 +542,15 @@ def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume
     -------
     V1V2
 
+    Raises
+    ------
+    TypeError
+        For an ``out_dir`` that is not a path or ``None``, a ``resume`` that is not ``True``/``False``.
+    ValueError
+        For an invalid ``config``, ``resume=True`` without ``out_dir`` or with a checkpoint of another config.
+    FileNotFoundError
+        For ``resume=True`` when ``out_dir`` holds no checkpoint.
+
     Examples
     --------
     >>> import lcl, tempfile
@@ -543,6 +566,15 @@ def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``checkpoint.pt`` or ``model.pt`` (a folder means its ``model.pt``, else ``checkpoint.pt``).
 
+    Raises
+    ------
+    TypeError
+        For a ``path`` that is not a str or ``os.PathLike``.
+    FileNotFoundError
+        For a ``path`` that names no file or a folder without either file.
+    ValueError
+        For a file that is not an LCL checkpoint (not a torch file, or without ``config`` and ``model``).
+
     Examples
     --------
     >>> import lcl, tempfile
@@ -553,16 +585,31 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     >>> sorted(lcl.load_checkpoint(out))
     ['config', 'model', 'provenance', 'silent_fraction']
     """
-    path = Path(path)
+    path = check_path("path", path)
     if path.is_dir():
         path = path / MODEL_FILE if (path / MODEL_FILE).is_file() else path / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no LCL checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors of a foreign file
+        raise ValueError(f"path {str(path)!r} is not an LCL checkpoint: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
+        raise ValueError(f"path {str(path)!r} is not an LCL checkpoint (no 'config' and 'model' entries)")
+    return state
 
 
 def load_model(path: str | os.PathLike) -> V1V2:
     """Rebuild the trained :class:`lcl.V1V2` (eval mode, frozen) from ``model.pt``, a checkpoint or a run folder.
+
+    Raises
+    ------
+    TypeError
+        For a ``path`` that is not a str or ``os.PathLike``.
+    FileNotFoundError
+        For a ``path`` that names no file or a folder without ``model.pt`` or ``checkpoint.pt``.
+    ValueError
+        For a file that is not an LCL checkpoint.
 
     Examples
     --------
