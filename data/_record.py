@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ._assembly import assembly, validate_stimuli
+from ._checks import check_bool, check_device, check_int, check_nbytes
 
 __all__ = ["record", "stimuli_to_tensor", "center_index"]
 
@@ -40,8 +41,11 @@ def center_index(side: int, image_side: int, receptive_field: tuple[int, int] | 
 
     Raises
     ------
+    TypeError
+        For a ``side`` or ``image_side`` that is not an integer, a ``receptive_field`` that is not two integers.
     ValueError
-        If the map side is even and no receptive field is given, or the receptive field does not fit the image.
+        For a ``side`` or ``image_side`` below 1, if the map side is even and no receptive field is given, or the
+        receptive field does not fit the image.
 
     Examples
     --------
@@ -51,12 +55,17 @@ def center_index(side: int, image_side: int, receptive_field: tuple[int, int] | 
     >>> data.center_index(side=7, image_side=20)
     (3, nan)
     """
+    side = check_int("side", side, low=1)
+    image_side = check_int("image_side", image_side, low=1)
     if receptive_field is None:
         if side % 2 == 0:
             raise ValueError(f"a {side}-unit feature map has no middle unit; give the layer's receptive field "
                              "(size, stride) to pick the unit centred on the image")
         return side // 2, float("nan")
-    size, stride = (int(v) for v in receptive_field)
+    if not isinstance(receptive_field, (tuple, list)) or len(receptive_field) != 2:
+        raise TypeError(f"receptive_field must be a (size, stride) pair of integers or None, got {receptive_field!r}")
+    size = check_int("receptive_field size", receptive_field[0])
+    stride = check_int("receptive_field stride", receptive_field[1])
     if size < 1 or stride < 1 or size > image_side:
         raise ValueError(f"receptive field (size={size}, stride={stride}) does not fit a {image_side}-px image")
     target = ((image_side - 1) / 2 - (size - 1) / 2) / stride
@@ -78,6 +87,14 @@ def stimuli_to_tensor(stimuli: xr.Dataset, channels: int | None = None) -> Any:
     -------
     torch.Tensor
 
+    Raises
+    ------
+    TypeError
+        For a ``channels`` that is not an integer or ``None``.
+    ValueError
+        For an invalid stimulus set, a ``channels`` below 1, multi-channel images that cannot become ``channels``
+        channels, a tensor that would not fit in memory.
+
     Examples
     --------
     >>> import data, numpy as np
@@ -88,6 +105,10 @@ def stimuli_to_tensor(stimuli: xr.Dataset, channels: int | None = None) -> Any:
     import torch
 
     validate_stimuli(stimuli)
+    channels = check_int("channels", channels, low=1, none=True)
+    if channels is not None:
+        n_pixels = stimuli["image"].size // (stimuli["image"].shape[-1] if stimuli["image"].ndim == 4 else 1)
+        check_nbytes("channels", channels, 4.0 * n_pixels * channels, what="the repeated images")
     arr = np.asarray(stimuli["image"].values, dtype=np.float32)
     t = torch.from_numpy(arr[:, None] if arr.ndim == 3 else np.moveaxis(arr, -1, 1).copy())
     if channels is not None and t.shape[1] != channels:
@@ -183,8 +204,12 @@ def record(
 
     Raises
     ------
+    TypeError
+        For a ``model`` that is not a ``torch.nn.Module``, a ``channels`` that is not an integer or ``None``, a
+        ``device`` that is not a device name or ``torch.device``, a ``progress`` that is not ``True``/``False``.
     ValueError
-        For an unknown layer name (listing the valid ones), an empty layer list, a bad pool or batch size.
+        For an unknown layer name (listing the valid ones), an empty layer list, a bad pool or batch size, a
+        ``channels`` below 1, an unknown device.
 
     Examples
     --------
@@ -200,6 +225,9 @@ def record(
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    channels = check_int("channels", channels, low=1, none=True)
+    device = check_device("device", device, none=True)
+    progress = check_bool("progress", progress)
     validate_stimuli(stimuli)
     layers = list(layers)
     if not layers:

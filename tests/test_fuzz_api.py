@@ -651,10 +651,6 @@ _GAP_FILES: dict[str, list[tuple[str, str]]] = {
         ("analyses.texture_stimuli", "cache_dir"), ("analyses.texture_stimuli", "num_threads"),
         ("analyses.texture_stimuli", "progress"),
     ],
-    "data/_record.py": [
-        ("data.center_index", "image_side"), ("data.center_index", "side"), ("data.record", "channels"),
-        ("data.record", "device"), ("data.record", "progress"), ("data.stimuli_to_tensor", "channels"),
-    ],
 }
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     gap: f"{path} (not editable in the issue #15 change) does not check {gap[1]!r} of {gap[0]}"
