@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 import data
+from data._checks import check_array, check_bool, check_choice, check_float, check_int, check_seed
 
 from ._assemblies import RESPONSE_WINDOW_MS, average_time
 
@@ -16,6 +17,8 @@ __all__ = ["texture_modulation", "modulation_index", "responsive_units", "bootst
            "READOUTS"]
 
 READOUTS = ("center", "mean")
+#: Range of bootstrap draws accepted by :func:`bootstrap_mean_ci` and :func:`texture_modulation`.
+N_BOOT_RANGE = (10, 1_000_000)
 
 
 def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stage1", "stage2"), *,
@@ -51,6 +54,14 @@ def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stag
     dict of str to xarray.DataArray
         One assembly ``(presentation, neuroid)`` per layer, a neuroid per channel.
 
+    Raises
+    ------
+    TypeError
+        For a ``readout`` that is not a string, a ``progress`` that is not ``True``/``False``, and as
+        :func:`data.record`.
+    ValueError
+        For an unknown ``readout``, and as :func:`data.record` (unknown layers, a bad batch size ...).
+
     Examples
     --------
     >>> import numpy as np, torch, data, lcl, analyses
@@ -64,8 +75,8 @@ def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stag
     """
     import lcl
 
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    check_choice("readout", readout, READOUTS)
+    progress = check_bool("progress", progress)
     layers = list(layers)
     if readout == "center" and receptive_fields is None and isinstance(model, lcl.V1V2):
         receptive_fields = {name: tuple(model.rf(int(name[-1]))) for name in layers if name in ("stage1", "stage2")}
@@ -91,8 +102,11 @@ def modulation_index(r_texture: np.ndarray | float, r_noise: np.ndarray | float)
 
     Raises
     ------
+    TypeError
+        For responses that are not real numbers (strings, complex values, ``None``).
     ValueError
-        For negative responses (the index is defined for rates, not for signed features).
+        For negative, NaN or infinite responses (the index is defined for rates, not for signed features), or
+        shapes that do not broadcast together.
 
     Examples
     --------
@@ -100,8 +114,13 @@ def modulation_index(r_texture: np.ndarray | float, r_noise: np.ndarray | float)
     >>> float(analyses.modulation_index(30.0, 10.0))
     0.5
     """
-    t = np.asarray(r_texture, dtype=np.float64)
-    n = np.asarray(r_noise, dtype=np.float64)
+    t = check_array("r_texture", r_texture, min_size=0, allow_bool=True)
+    n = check_array("r_noise", r_noise, min_size=0, allow_bool=True)
+    try:
+        np.broadcast_shapes(t.shape, n.shape)
+    except ValueError:
+        raise ValueError(f"r_texture and r_noise must have shapes that broadcast together, got {t.shape} and "
+                         f"{n.shape}") from None
     if (t < 0).any() or (n < 0).any():
         raise ValueError("the modulation index needs non-negative responses (firing rates or rectified features); "
                          f"found minimum {min(t.min(), n.min()):.4g}")
@@ -135,6 +154,14 @@ def responsive_units(responses: np.ndarray, groups: np.ndarray | None = None, *,
     numpy.ndarray
         ``(unit,)`` booleans.
 
+    Raises
+    ------
+    TypeError
+        For ``responses`` that are not real numbers (strings, complex values, ``None``).
+    ValueError
+        For ``responses`` that are not 2-D with at least one stimulus or hold NaN/inf, a ``min_peak`` or
+        ``min_range`` outside [0, 1), ``groups`` without one label per unit.
+
     Examples
     --------
     >>> import numpy as np, analyses
@@ -142,7 +169,7 @@ def responsive_units(responses: np.ndarray, groups: np.ndarray | None = None, *,
     >>> analyses.responsive_units(r).tolist()
     [True, False, False]
     """
-    r = np.asarray(responses, dtype=np.float64)
+    r = check_array("responses", responses, min_size=0)
     if r.ndim != 2 or r.shape[0] < 1:
         raise ValueError(f"responses must be (stimulus, unit) with at least one stimulus, got shape {r.shape}")
     for name, v in (("min_peak", min_peak), ("min_range", min_range)):
@@ -185,6 +212,15 @@ def bootstrap_mean_ci(values: np.ndarray | list[np.ndarray], *, n_boot: int = 20
     tuple of float
         ``(mean, low, high)``; the mean is the mean of the group means (plain mean for one array).
 
+    Raises
+    ------
+    TypeError
+        For values that are not real numbers (strings, complex values, ``None``), an ``n_boot`` or ``seed`` that
+        is not an integer, a ``level`` that is not a real number.
+    ValueError
+        For empty, non-1-D or non-finite values, an ``n_boot`` outside [10, 1e6], a ``level`` outside (0, 1), a
+        negative ``seed``.
+
     Examples
     --------
     >>> import numpy as np, analyses
@@ -192,16 +228,22 @@ def bootstrap_mean_ci(values: np.ndarray | list[np.ndarray], *, n_boot: int = 20
     >>> lo < 1.0 < hi, round(hi - lo, 1)
     (True, 0.2)
     """
-    groups = [np.asarray(values, dtype=np.float64)] if isinstance(values, np.ndarray) else \
-        [np.asarray(v, dtype=np.float64) for v in values]
+    if isinstance(values, np.ndarray):
+        groups = [check_array("values", values, finite=False, min_size=0)]
+    elif isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be an array or a list of arrays, got {type(values).__name__}")
+    else:
+        groups = [check_array(f"values[{i}]", v, finite=False, min_size=0) for i, v in enumerate(values)]
     if not groups or any(g.ndim != 1 or g.size == 0 for g in groups):
         raise ValueError("bootstrap_mean_ci needs non-empty 1-D arrays of values")
     if any(not np.isfinite(g).all() for g in groups):
         raise ValueError("bootstrap_mean_ci needs finite values (drop undefined units first)")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 10 <= n_boot <= 1_000_000:
         raise ValueError(f"n_boot must be an integer in [10, 1e6], got {n_boot!r}")
+    level = check_float("level", level)
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    seed = check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     mean = float(np.mean([g.mean() for g in groups]))
     draws = np.empty(n_boot)
@@ -259,9 +301,13 @@ def texture_modulation(assembly: xr.DataArray, *, window_ms: tuple[float, float]
 
     Raises
     ------
+    TypeError
+        For an ``n_boot`` or ``seed`` that is not an integer, a ``min_peak`` or ``min_range`` that is not a real
+        number.
     ValueError
         If ``texture_family``/``texture_type`` are missing, a family lacks textures or noise, or responses are
-        negative.
+        negative; for an ``n_boot`` outside [10, 1e6], a negative ``seed``, a ``min_peak`` or ``min_range``
+        outside [0, 1).
 
     Examples
     --------
@@ -278,6 +324,10 @@ def texture_modulation(assembly: xr.DataArray, *, window_ms: tuple[float, float]
     0
     """
     data.validate_assembly(assembly)
+    n_boot = check_int("n_boot", n_boot, low=N_BOOT_RANGE[0], high=N_BOOT_RANGE[1])
+    seed = check_seed("seed", seed)
+    for name, v in (("min_peak", min_peak), ("min_range", min_range)):
+        check_float(name, v, low=0.0, high=1.0, high_open=True)
     for coord in ("texture_family", "texture_type"):
         if coord not in assembly.coords or assembly[coord].dims != ("presentation",):
             raise ValueError(f"texture_modulation needs a {coord!r} coordinate on presentation "
