@@ -6,7 +6,9 @@ matched to the receptive field of the stage being trained (:func:`deform`, :clas
 pooled features while patches of other images give decorrelated ones. The trained front end feeds a ResNet-style
 recognition back end (:class:`V2Net`) evaluated under image corruptions.
 
-Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``; ``python -m lcl --help``.
+Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``; ``python -m lcl --help``. A trained run
+becomes a self-contained Brain-Score model plugin with :func:`export_brainscore` (``python -m lcl export-brainscore
+RUN --out PLUGIN``).
 """
 
 from . import losses
@@ -22,6 +24,7 @@ from ._deform import (DeformConfig, deform, displacement_from_noise, noise_shape
 from ._stream import FolderPatches, PatchStream, list_images, patch_stream
 from ._model import ModelConfig, ReceptiveField, Stage, StageConfig, V1V2, whitening_kernel
 from ._train import Trainer, init_distributed, load_checkpoint, load_model, train
+from ._export import export_brainscore
 
 __all__ = [
     # model
@@ -55,6 +58,8 @@ __all__ = [
     "load_model",
     "load_checkpoint",
     "init_distributed",
+    # Brain-Score model plugin of a trained run
+    "export_brainscore",
     # streaming a large image folder
     "list_images",
     "FolderPatches",

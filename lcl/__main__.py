@@ -1,4 +1,5 @@
-"""Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``, ``filters``, ``v2net``.
+"""Command line: ``python -m lcl train --config CONFIG.toml --out DIR [--resume]``, ``filters``, ``v2net``,
+``export-brainscore RUN --out PLUGIN`` (a self-contained Brain-Score model plugin of a trained run).
 
 Under ``torchrun --nproc_per_node=N -m lcl train ...`` every process joins the process group (gloo on CPU, NCCL on
 GPU) and trains with DistributedDataParallel; only rank 0 writes files.
@@ -52,6 +53,23 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--demo", action="store_true", help="small demo recognition config")
     v.add_argument("--out", type=Path, help="output folder (default: RUN/v2net)")
     v.add_argument("--device", help="override recognition.device")
+
+    e = sub.add_parser("export-brainscore", parents=[common],
+                       help="write a self-contained Brain-Score model plugin (torch-only model.py, weights, "
+                            "ModelCommitment with V1 -> stage1, V2 -> stage2) of a trained run")
+    e.add_argument("run", type=Path, help="trained LCL run folder (its model.pt, else checkpoint.pt)")
+    e.add_argument("--out", type=Path, required=True,
+                   help="plugin folder to create; its name is the plugin's package name under "
+                        "brainscore_vision/models")
+    e.add_argument("--identifier", help="Brain-Score model identifier (default: the run folder's name, with an "
+                   "lcl_ prefix unless it starts with lcl)")
+    e.add_argument("--image-size", metavar="PX", help="side of the model's input images in pixels "
+                   "(default: the run's data.image_size)")
+    e.add_argument("--visual-degrees", metavar="DEG", default="8",
+                   help="visual angle the input images span (default: 8)")
+    e.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
+    e.add_argument("--allow-incomplete", action="store_true",
+                   help="export a run whose training has not finished")
     return p
 
 
@@ -205,11 +223,37 @@ def _v2net(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(text: str | None, kind: type, flag: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise _UsageError(f"{flag} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from exc
+
+
+def _export_brainscore(args: argparse.Namespace) -> int:
+    import lcl
+
+    try:
+        out = lcl.export_brainscore(args.run, args.out, identifier=args.identifier,
+                                    image_size=_number(args.image_size, int, "--image-size"),
+                                    visual_degrees=_number(args.visual_degrees, float, "--visual-degrees"),
+                                    force=args.force, allow_incomplete=args.allow_incomplete)
+    except ValueError as exc:
+        raise _UsageError(_message(exc)) from exc
+    meta = json.loads((out / "lcl_export.json").read_text())
+    print(json.dumps({"out": str(out), "identifier": meta["identifier"], "image_size": meta["image_size"],
+                      "visual_degrees": meta["visual_degrees"], "source": meta["source"]}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "filters": _filters, "v2net": _v2net}[args.command](args)
+        commands = {"train": _train, "filters": _filters, "v2net": _v2net, "export-brainscore": _export_brainscore}
+        return commands[args.command](args)
     except _UsageError as exc:
         if args.debug:
             raise

@@ -116,3 +116,222 @@ def test_to_brainscore_file_loads_with_brainscore_from_files(bs_python, tmp_path
     assert got["category"] == ["x", "y", "x"]
     assert got["neuroid_id"] == ["u0", "u1", "u2", "u3"]
     assert got["stim_ids"] == ["s0", "s1", "s2"] and got["stim_paths_exist"]
+
+
+# ------------------------------------------------------------------------------------------------ exported plugin
+SIDE, DEGREES = 64, 4.0
+
+
+@pytest.fixture(scope="module")
+def exported_plugin(tmp_path_factory):
+    """A tiny trained run exported with ``python -m lcl export-brainscore`` for 64-px images spanning 4 degrees, and
+    64 stimuli of that size (17 photographs, "texture"; 47 noise images, "noise") as BrainIO files."""
+    import lcl
+
+    root = tmp_path_factory.mktemp("plugin")
+    identifier = f"lcl_export_interop_{os.getpid()}"
+    run = root / "lcl_demo"
+    lcl.train(lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 6}}, data={"image_size": SIDE},
+                              train={"steps": (3, 3), "batch_size": 8, "patch_size": 48, "progress": False},
+                              optim={"warmup_steps": 1}), run)
+    plugin = root / "plugins" / identifier
+    export = subprocess.run([sys.executable, "-m", "lcl", "export-brainscore", str(run), "--out", str(plugin),
+                             "--identifier", identifier, "--image-size", str(SIDE), "--visual-degrees", str(DEGREES)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert export.returncode == 0, export.stderr
+    photos = data.natural_images(size=SIDE, degrees=DEGREES)
+    noise = np.random.default_rng(0).random((64 - photos.sizes["stimulus_id"], SIDE, SIDE))
+    ids = [*photos["stimulus_id"].values.tolist(), *[f"noise{i:02d}" for i in range(len(noise))]]
+    kind = ["texture"] * photos.sizes["stimulus_id"] + ["noise"] * len(noise)
+    stimuli = data.stimulus_set(np.concatenate([photos["image"].values, noise]), stimulus_id=ids, degrees=DEGREES,
+                                texture_type=kind)
+    csv_path, zip_path = data.write_brainscore_stimuli(stimuli, root / "stim.csv", root / "stim.zip")
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root / "stim")
+    model = lcl.load_model(run)
+    reference = data.read_brainscore_stimuli(csv_path, zip_path, degrees=DEGREES)
+    # what the workbench records; one batch of 64, as Brain-Score's extractor runs it
+    features = data.record(model, reference, layers=["stage1", "stage2"], batch_size=64, progress=False)
+    return {"root": root, "identifier": identifier, "plugin": plugin, "ids": ids, "csv": csv_path,
+            "images": root / "stim", "features": features}
+
+
+# Brain-Score side: the plugin copied into brainscore_vision/models (and a benchmark plugin into .../benchmarks) for
+# the duration of the run, so that load_model / load_benchmark / score find them; removed afterwards.
+_BS_PRELUDE = """
+    import json, os, shutil, numpy as np, pandas as pd, torch
+    import brainscore_vision
+    from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
+
+    def stimulus_set(csv, folder, identifier):
+        frame = pd.read_csv(csv)
+        frame["stimulus_id"] = frame["stimulus_id"].astype(str)
+        stim = StimulusSet(frame)
+        stim.stimulus_paths = {i: os.path.join(folder, f) for i, f in zip(frame["stimulus_id"], frame["filename"])}
+        stim.identifier = identifier
+        return stim
+
+    installed = []
+
+    def install(source, kind, name):
+        target = os.path.join(os.path.dirname(brainscore_vision.__file__), kind, name)
+        shutil.copytree(source, target)
+        installed.append(target)
+"""
+
+
+def _run_brainscore(bs_python: str, body: str, cwd: Path) -> dict:
+    import torch
+
+    code = textwrap.dedent(_BS_PRELUDE) + "try:\n" + textwrap.indent(textwrap.dedent(body), "    ") + (
+        "finally:\n    for path in installed:\n"
+        "        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)\n")
+    env = {**os.environ, "BS_INSTALL_DEPENDENCIES": "no", "RESULTCACHING_DISABLE": "1",
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.run([bs_python, "-c", code], capture_output=True, text=True, timeout=900, cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_exported_plugin_activations_in_brainscore(bs_python, exported_plugin):
+    """The exported plugin passes its own test.py, goes through ``brainscore_vision.load_model`` (no layer search:
+    explicit region_layer_map) and its ModelCommitment records V1 (stage1) and V2 (stage2) on image files.
+    Brain-Score and ``data.record`` both run one batch of the same 64 images through the same float32 operations,
+    so the activations are bit-identical (which implies the issue's acceptance number, equality to 1e-6)."""
+    import torch
+
+    ex = exported_plugin
+    out = ex["root"] / "brainscore_activations.npz"
+    meta = _run_brainscore(bs_python, f"""
+        import importlib, pathlib, tempfile
+        install({str(ex["plugin"])!r}, "models", {ex["identifier"]!r})
+        plugin_tests = importlib.import_module("brainscore_vision.models." + {ex["identifier"]!r} + ".test")
+        plugin_tests.test_has_identifier()  # the plugin's own test.py (pytest is not in this environment)
+        plugin_tests.test_commitments()
+        plugin_tests.test_activations(pathlib.Path(tempfile.mkdtemp()))
+        model = brainscore_vision.load_model({ex["identifier"]!r})
+        stim = stimulus_set({str(ex["csv"])!r}, {str(ex["images"])!r}, "lcl_export_interop")
+        arrays, meta = {{}}, {{"identifier": model.identifier, "layers": list(model.layers),
+                              "visual_degrees": float(model.visual_degrees()), "threads": torch.get_num_threads()}}
+        for region in ("V1", "V2"):
+            model.start_recording(region, time_bins=[(50, 200)])
+            a = model.look_at(stim).transpose("presentation", "neuroid")
+            order = np.argsort(a["neuroid_num"].values, kind="stable")
+            arrays[region] = a.values[:, order]
+            meta[region] = {{"stimulus_id": [str(s) for s in a["stimulus_id"].values],
+                            "layer": sorted(set(str(v) for v in a["layer"].values)),
+                            "region": sorted(set(str(v) for v in a["region"].values))}}
+        np.savez({str(out)!r}, **arrays)
+        print(json.dumps(meta))
+    """, ex["root"])
+    assert meta["identifier"] == ex["identifier"] and meta["layers"] == ["stage1", "stage2"]
+    assert meta["visual_degrees"] == DEGREES and meta["threads"] == torch.get_num_threads()
+    with np.load(out) as npz:
+        got = {region: npz[region] for region in ("V1", "V2")}
+    for region, layer in (("V1", "stage1"), ("V2", "stage2")):
+        assert meta[region]["layer"] == [layer] and meta[region]["region"] == [region]
+        assert meta[region]["stimulus_id"] == ex["ids"]
+        want = ex["features"][layer].values
+        np.testing.assert_array_equal(got[region], want, err_msg=region)
+        assert np.abs(got[region] - want).max() <= 1e-6 * np.abs(want).max()  # the issue's acceptance number
+
+
+def _neural_assembly(features: dict, ids: list[str], kinds: list[str], repetitions: int = 6, seed: int = 0):
+    """A recording of 10 V1 neurons (noisy mixtures of stage-1 features) and 10 V2 neurons (of stage-2 features),
+    ``repetitions`` trials each, one 50-200 ms time bin: the FreemanZiemba2013 layout."""
+    rng = np.random.default_rng(seed)
+    signals = []
+    for layer in ("stage1", "stage2"):
+        x = features[layer].values.astype(np.float64)
+        x = (x - x.mean(0)) / (x.std(0) + 1e-12)
+        mix = rng.normal(size=(x.shape[1], 10)) * (rng.random((x.shape[1], 10)) < 0.02)
+        s = x @ mix
+        signals.append(5.0 + s / s.std(0))
+    signal = np.concatenate(signals, axis=1)
+    trials = np.concatenate([signal + 1.5 * rng.normal(size=signal.shape) for _ in range(repetitions)])
+    n = len(ids)
+    return data.assembly(
+        trials[:, :, None], stimulus_id=ids * repetitions, neuroid_id=[f"n{i:02d}" for i in range(20)],
+        repetition=np.repeat(np.arange(repetitions), n), texture_type=("presentation", kinds * repetitions),
+        region=("neuroid", ["V1"] * 10 + ["V2"] * 10), time_bin_start=[50], time_bin_end=[200])
+
+
+_BENCHMARK_INIT = """
+from brainscore_core.supported_data_standards.brainio.assemblies import NeuronRecordingAssembly
+from brainscore_vision import benchmark_registry, load_ceiling, load_metric
+from brainscore_vision.benchmark_helpers.neural_common import NeuralBenchmark, average_repetition
+
+from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
+import pandas as pd, os
+
+
+def _assembly(region, average):
+    # as brainscore_vision's FreemanZiemba2013 benchmark loads its assembly (one region, repetitions optional)
+    assembly = NeuronRecordingAssembly.from_files(NC_PATH)
+    assembly = assembly.sel(region=region)
+    assembly = assembly.stack(neuroid=["neuroid_id"])
+    assembly["region"] = "neuroid", [region] * len(assembly["neuroid"])
+    assembly = assembly.squeeze("time_bin").transpose("presentation", "neuroid")
+    frame = pd.read_csv(CSV_PATH)
+    frame["stimulus_id"] = frame["stimulus_id"].astype(str)
+    stim = StimulusSet(frame)
+    stim.stimulus_paths = {i: os.path.join(IMAGES, f) for i, f in zip(frame["stimulus_id"], frame["filename"])}
+    stim.identifier = "lcl_export_interop_benchmark"
+    assembly.attrs["stimulus_set"] = stim
+    return average_repetition(assembly) if average else assembly
+
+
+def _benchmark(region):
+    metric = load_metric("pls", crossvalidation_kwargs=dict(stratification_coord="texture_type"))
+    ceiler = load_ceiling("internal_consistency")
+    repeated = _assembly(region, False)
+    return NeuralBenchmark(identifier=f"LCLExportInterop.{region}-pls", version=1, assembly=_assembly(region, True),
+                           similarity_metric=metric, parent=region, ceiling_func=lambda: ceiler(repeated),
+                           visual_degrees=4, number_of_trials=1, bibtex=None)
+"""
+
+
+def test_exported_plugin_score_equals_neural_predictivity(bs_python, exported_plugin):
+    """A benchmark built from workbench files (a recording written with ``data.to_brainscore``, the stimuli with
+    ``data.write_brainscore_stimuli``) in FreemanZiemba2013's form (PLS, stratified by texture_type; internal
+    consistency ceiling; 4 degrees) goes through ``load_benchmark`` and ``score()`` with the exported plugin; the
+    scores equal ``analyses.neural_predictivity`` of ``data.record``'s features on the same files to 1e-6."""
+    import analyses
+
+    ex = exported_plugin
+    kinds = ["texture" if not i.startswith("noise") else "noise" for i in ex["ids"]]
+    neural = _neural_assembly(ex["features"], ex["ids"], kinds)
+    nc_path = data.to_brainscore(neural, ex["root"] / "neural.nc")
+    bench = f"lcl_export_interop_bench_{os.getpid()}"
+    folder = ex["root"] / bench
+    folder.mkdir()
+    registrations = "".join(f"benchmark_registry['{bench}.{r}-pls'] = lambda: _benchmark({r!r})\n"
+                            for r in ("V1", "V2"))
+    (folder / "__init__.py").write_text(
+        f"NC_PATH, CSV_PATH, IMAGES = {str(nc_path)!r}, {str(ex['csv'])!r}, {str(ex['images'])!r}\n"
+        + _BENCHMARK_INIT + "\n\n" + registrations)
+    got = _run_brainscore(bs_python, f"""
+        ex_id, bench = {ex["identifier"]!r}, {bench!r}
+        install({str(ex["plugin"])!r}, "models", ex_id)
+        install({str(folder)!r}, "benchmarks", bench)
+        scores = {{}}
+        for region in ("V1", "V2"):
+            s = brainscore_vision.score(model_identifier={ex["identifier"]!r},
+                                        benchmark_identifier={bench!r} + "." + region + "-pls")
+            scores[region] = {{"score": float(s.values), "raw": float(s.attrs["raw"].values),
+                              "ceiling": float(s.attrs["ceiling"].values)}}
+            # score() pickles its result beside the library (brainscore_core's CondaScore.save_score)
+            pickle = os.path.join(os.path.dirname(os.path.dirname(brainscore_vision.__file__)),
+                                  f"conda_score--{{ex_id}}_{{bench}}.{{region}}-pls.pkl")
+            if os.path.exists(pickle):
+                installed.append(pickle)
+        print(json.dumps(scores))
+    """, ex["root"])
+    for region, layer in (("V1", "stage1"), ("V2", "stage2")):
+        part = neural.isel(neuroid=np.flatnonzero(neural["region"].values == region))
+        ours = analyses.neural_predictivity(ex["features"][layer], part, analyses.PredictivityConfig())
+        mine = {k: float(ours[k].sel(region=region)) for k in ("score", "raw", "ceiling")}
+        print(f"{region}: Brain-Score {got[region]}, neural_predictivity {mine}")
+        for key in ("score", "raw", "ceiling"):
+            assert abs(got[region][key] - mine[key]) <= 1e-6, (region, key, got[region], mine)
+        assert 0.05 < mine["score"] < 1.0, mine  # a real comparison, not two zeros
