@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 import data
+from data._checks import (check_array, check_bool, check_float, check_int, check_nbytes, check_path, check_seed)
 
 __all__ = [
     "TextureStimuliConfig",
@@ -44,6 +45,15 @@ LARGE_TEXTURE_FAMILIES = (
 # The default protocol's twelve families: the four bundled textures and eight photo crops with strong higher-order
 # structure (edges, blobs, repeated elements).
 PROTOCOL_FAMILIES = LARGE_TEXTURE_FAMILIES[:12]
+
+# Bounds of the synthesis settings: largest texture side, families x samples, L-BFGS iterations, pyramid scales
+# (2**10 = 1024), orientations (plenoptic's steerable pyramid: order = n_orientations - 1 in [1, 15]).
+MAX_SIZE = 1024
+MAX_STIMULI = 10_000
+MAX_ITER = 10_000
+MAX_SCALES = 10
+ORIENTATIONS = (2, 16)
+MAX_THREADS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +95,19 @@ class TextureStimuliConfig:
     seed
         Base seed; sample ``s`` of family ``f`` uses the seed sequence ``(seed, f, s)``.
 
+    Raises
+    ------
+    TypeError
+        On construction, for a field of the wrong type (a string or float for a count, a string for a number, a
+        non-boolean ``aperture``, families that are not a list of strings).
+    ValueError
+        On construction, for a field out of range: no families, counts below 1, ``size`` above 1024 or not
+        divisible by ``2**n_scales``, ``n_scales`` above 10, ``n_orientations`` outside [2, 16], an even or too
+        wide ``spatial_corr_width``, ``max_iter`` above 10000, more than 10000 stimuli, ``crop_fraction`` or
+        ``aperture_ramp`` outside (0, 1], ``canvas`` outside [1, 8] (above 1 without aperture),
+        ``background`` outside [0, 1], ``degrees`` not > 0, NaN or inf, a negative ``seed``. The families
+        themselves (names, files, photo sizes) are checked by :func:`validate_texture_config`.
+
     Examples
     --------
     >>> import analyses
@@ -110,6 +133,9 @@ class TextureStimuliConfig:
     background: float = 0.5
     degrees: float = 4.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     @property
     def image_size(self) -> int:
@@ -171,6 +197,62 @@ def _is_path(name: str) -> bool:
         ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif", ".webp")
 
 
+def _check_pyramid(size_name: str, size: int, n_scales: Any, n_orientations: Any, spatial_corr_width: Any
+                   ) -> tuple[int, int, int]:
+    """Checked Portilla-Simoncelli settings for square images of side ``size`` (named ``size_name``)."""
+    n_scales = check_int("n_scales", n_scales, low=1, high=MAX_SCALES)
+    n_orientations = check_int("n_orientations", n_orientations, low=ORIENTATIONS[0], high=ORIENTATIONS[1])
+    spatial_corr_width = check_int("spatial_corr_width", spatial_corr_width, low=1, high=MAX_SIZE)
+    if size % (2 ** n_scales):
+        raise ValueError(f"{size_name} {size} must be divisible by 2**n_scales = {2 ** n_scales} "
+                         "(Portilla-Simoncelli pyramid)")
+    if size // (2 ** n_scales) < spatial_corr_width:
+        raise ValueError(
+            f"{size_name} {size} is too small for n_scales={n_scales} with spatial_corr_width="
+            f"{spatial_corr_width}: the coarsest band is {size // 2 ** n_scales} px; lower n_scales "
+            "or spatial_corr_width, or raise size")
+    if spatial_corr_width % 2 == 0:
+        raise ValueError(f"spatial_corr_width must be odd, got {spatial_corr_width}")
+    return n_scales, n_orientations, spatial_corr_width
+
+
+def _check_fields(c: TextureStimuliConfig) -> None:
+    """The checks of every field of ``c`` on its own and together (no file or image is read)."""
+    if isinstance(c.families, str) or not isinstance(c.families, (tuple, list)) \
+            or not all(isinstance(f, str) for f in c.families):
+        raise ValueError(f"families must be a list of names or paths, got {c.families!r}")
+    if not c.families:
+        raise ValueError("families is empty: give at least one texture family source")
+    for field in ("n_samples", "size", "max_iter"):
+        check_int(field, getattr(c, field), low=1)
+    for field in ("n_scales", "n_orientations", "spatial_corr_width"):
+        check_int(field, getattr(c, field))
+    check_float("crop_fraction", c.crop_fraction)
+    if not 0.0 < c.crop_fraction <= 1.0:
+        raise ValueError(f"crop_fraction must lie in (0, 1], got {c.crop_fraction}")
+    check_float("aperture_ramp", c.aperture_ramp)
+    if not 0.0 < c.aperture_ramp <= 1.0:
+        raise ValueError(f"aperture_ramp must lie in (0, 1], got {c.aperture_ramp}")
+    for field in ("canvas", "background", "degrees"):
+        check_float(field, getattr(c, field))
+    check_bool("aperture", c.aperture)
+    if not 1.0 <= c.canvas <= 8.0:
+        raise ValueError(f"canvas must lie in [1, 8] (image side / stimulus side), got {c.canvas}")
+    if c.canvas > 1.0 and not c.aperture:
+        raise ValueError("canvas > 1 needs aperture = true: a stimulus without aperture would have a hard edge "
+                         "against the grey canvas")
+    if not 0.0 <= c.background <= 1.0:
+        raise ValueError(f"background must lie in [0, 1], got {c.background}")
+    check_seed("seed", c.seed)
+    if c.size > MAX_SIZE or len(c.families) * c.n_samples > MAX_STIMULI:
+        raise ValueError(f"size {c.size} (at most {MAX_SIZE}) or families x n_samples = "
+                         f"{len(c.families) * c.n_samples} (at most {MAX_STIMULI}) too large to synthesize")
+    check_int("max_iter", c.max_iter, high=MAX_ITER)
+    if not c.degrees > 0:
+        raise ValueError(f"degrees must be positive, got {c.degrees}")
+    _check_pyramid("size", c.size, c.n_scales, c.n_orientations, c.spatial_corr_width)
+
+
 def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfig:
     """Check a :class:`TextureStimuliConfig` before any synthesis; return it unchanged.
 
@@ -186,9 +268,12 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
 
     Raises
     ------
+    TypeError
+        For a ``config`` that is not a :class:`TextureStimuliConfig`, fields of the wrong type.
     ValueError
         Naming the problem: unknown family, missing image file, photo crop smaller than ``size``, a size the
-        Portilla-Simoncelli pyramid cannot handle, non-positive counts.
+        Portilla-Simoncelli pyramid cannot handle, non-positive counts (the field checks of
+        :class:`TextureStimuliConfig`, repeated here for configs changed after construction).
 
     Examples
     --------
@@ -201,49 +286,7 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
     if not isinstance(config, TextureStimuliConfig):
         raise TypeError(f"expected a TextureStimuliConfig, got {type(config).__name__}")
     c = config
-    if isinstance(c.families, str) or not isinstance(c.families, (tuple, list)) \
-            or not all(isinstance(f, str) for f in c.families):
-        raise ValueError(f"families must be a list of names or paths, got {c.families!r}")
-    if not c.families:
-        raise ValueError("families is empty: give at least one texture family source")
-    for field in ("n_samples", "size", "n_scales", "n_orientations", "spatial_corr_width", "max_iter"):
-        v = getattr(c, field)
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{field} must be a positive integer, got {v!r}")
-    if not 0.0 < c.crop_fraction <= 1.0:
-        raise ValueError(f"crop_fraction must lie in (0, 1], got {c.crop_fraction}")
-    if not 0.0 < c.aperture_ramp <= 1.0:
-        raise ValueError(f"aperture_ramp must lie in (0, 1], got {c.aperture_ramp}")
-    for field in ("crop_fraction", "aperture_ramp", "canvas", "background", "degrees"):
-        v = getattr(c, field)
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-            raise ValueError(f"{field} must be a finite number, got {v!r}")
-    if not isinstance(c.aperture, bool):
-        raise ValueError(f"aperture must be a boolean, got {c.aperture!r}")
-    if not 1.0 <= c.canvas <= 8.0:
-        raise ValueError(f"canvas must lie in [1, 8] (image side / stimulus side), got {c.canvas}")
-    if c.canvas > 1.0 and not c.aperture:
-        raise ValueError("canvas > 1 needs aperture = true: a stimulus without aperture would have a hard edge "
-                         "against the grey canvas")
-    if not 0.0 <= c.background <= 1.0:
-        raise ValueError(f"background must lie in [0, 1], got {c.background}")
-    if not isinstance(c.seed, (int, np.integer)) or isinstance(c.seed, bool) or c.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
-    if c.size > 1024 or len(c.families) * c.n_samples > 10_000:
-        raise ValueError(f"size {c.size} (at most 1024) or families x n_samples = "
-                         f"{len(c.families) * c.n_samples} (at most 10000) too large to synthesize")
-    if not (np.isfinite(c.degrees) and c.degrees > 0):
-        raise ValueError(f"degrees must be positive, got {c.degrees}")
-    if c.size % (2 ** c.n_scales):
-        raise ValueError(f"size {c.size} must be divisible by 2**n_scales = {2 ** c.n_scales} "
-                         "(Portilla-Simoncelli pyramid)")
-    if c.size // (2 ** c.n_scales) < c.spatial_corr_width:
-        raise ValueError(
-            f"size {c.size} is too small for n_scales={c.n_scales} with spatial_corr_width="
-            f"{c.spatial_corr_width}: the coarsest band is {c.size // 2 ** c.n_scales} px; lower n_scales "
-            "or spatial_corr_width, or raise size")
-    if c.spatial_corr_width % 2 == 0:
-        raise ValueError(f"spatial_corr_width must be odd, got {c.spatial_corr_width}")
+    _check_fields(c)
     textures = _texture_names()
     names = []
     for fam in c.families:
@@ -317,6 +360,14 @@ def phase_randomize(image: np.ndarray, seed: int | np.random.Generator | None = 
     numpy.ndarray
         float64 array of the same shape (values may leave [0, 1]).
 
+    Raises
+    ------
+    TypeError
+        For an ``image`` that is not real numbers (strings, complex values, ``None``), a ``seed`` that is neither
+        an integer, a numpy Generator nor ``None``.
+    ValueError
+        For an ``image`` that is not a non-empty 2-D array or holds NaN/inf, a negative ``seed``.
+
     Examples
     --------
     >>> import numpy as np, analyses
@@ -327,9 +378,13 @@ def phase_randomize(image: np.ndarray, seed: int | np.random.Generator | None = 
     >>> bool(np.isclose(noise.mean(), img.mean()))
     True
     """
-    img = np.asarray(image, dtype=np.float64)
+    img = check_array("image", image, min_size=0)
     if img.ndim != 2:
         raise ValueError(f"phase_randomize takes a 2-D image, got shape {img.shape}")
+    if img.size == 0:
+        raise ValueError(f"image is empty (shape {img.shape})")
+    if not isinstance(seed, np.random.Generator):
+        seed = check_seed("seed", seed, none=True)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     spectrum = np.fft.fft2(img)
     phase = np.angle(np.fft.fft2(rng.standard_normal(img.shape)))
@@ -352,6 +407,13 @@ def raised_cosine_aperture(size: int, ramp: float = 0.25) -> np.ndarray:
     numpy.ndarray
         ``(size, size)`` float64 in [0, 1].
 
+    Raises
+    ------
+    TypeError
+        For a ``size`` that is not an integer, a ``ramp`` that is not a real number.
+    ValueError
+        For a ``size`` below 1 or whose window would not fit in memory, a ``ramp`` outside (0, 1].
+
     Examples
     --------
     >>> import analyses
@@ -359,8 +421,11 @@ def raised_cosine_aperture(size: int, ramp: float = 0.25) -> np.ndarray:
     >>> float(w[16, 16]), float(w[0, 0])
     (1.0, 0.0)
     """
+    size = check_int("size", size)
+    ramp = check_float("ramp", ramp)
     if size < 1 or not 0 < ramp <= 1:
         raise ValueError(f"need size >= 1 and ramp in (0, 1], got size={size}, ramp={ramp}")
+    check_nbytes("size", size, 8.0 * 6 * size ** 2, what="the window and its coordinate grids")
     c = (size - 1) / 2.0
     yy, xx = np.mgrid[0:size, 0:size]
     r = np.hypot(yy - c, xx - c) / (size / 2.0)
@@ -398,6 +463,15 @@ def portilla_simoncelli_loss(images: np.ndarray, targets: np.ndarray, *, n_scale
     numpy.ndarray
         ``(n,)`` losses; 0 for identical statistics.
 
+    Raises
+    ------
+    TypeError
+        For images or targets that are not real numbers, model parameters that are not integers.
+    ValueError
+        For images and targets of different or non-square shapes, NaN/inf values, a side above 1024 or not
+        divisible by ``2**n_scales``, ``n_scales`` outside [1, 10], ``n_orientations`` outside [2, 16], an even
+        ``spatial_corr_width`` or one wider than the coarsest band.
+
     Examples
     --------
     >>> import numpy as np, analyses
@@ -408,12 +482,18 @@ def portilla_simoncelli_loss(images: np.ndarray, targets: np.ndarray, *, n_scale
     import plenoptic as po
     import torch
 
-    imgs = np.asarray(images, dtype=np.float32)
-    tgts = np.asarray(targets, dtype=np.float32)
+    n_scales = check_int("n_scales", n_scales, low=1, high=MAX_SCALES)
+    n_orientations = check_int("n_orientations", n_orientations, low=ORIENTATIONS[0], high=ORIENTATIONS[1])
+    spatial_corr_width = check_int("spatial_corr_width", spatial_corr_width, low=1, high=MAX_SIZE)
+    imgs = check_array("images", images, ndim=(2, 3), dtype=np.float32)
+    tgts = check_array("targets", targets, ndim=(2, 3), dtype=np.float32)
     if imgs.ndim == 2:
         imgs, tgts = imgs[None], tgts[None]
     if imgs.shape != tgts.shape or imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2]:
         raise ValueError(f"images and targets must both be (n, size, size); got {imgs.shape} and {tgts.shape}")
+    if imgs.shape[1] > MAX_SIZE:
+        raise ValueError(f"images must be at most {MAX_SIZE} pixels a side, got shape {imgs.shape}")
+    _check_pyramid("image side", imgs.shape[1], n_scales, n_orientations, spatial_corr_width)
     c = TextureStimuliConfig(size=imgs.shape[1], n_scales=n_scales, n_orientations=n_orientations,
                              spatial_corr_width=spatial_corr_width)
     model = _ps_model(c)
@@ -577,8 +657,13 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
 
     Raises
     ------
+    TypeError
+        For a ``config`` that is not a :class:`TextureStimuliConfig` or ``None``, a ``cache_dir`` that is not a
+        path or ``None``, a ``cache`` or ``progress`` that is not ``True``/``False``, a ``num_threads`` or
+        ``workers`` that is not an integer.
     ValueError
-        From :func:`validate_texture_config`, before any work.
+        From :func:`validate_texture_config`, before any work; for a ``num_threads`` or ``workers`` below 1 or
+        above 4096.
 
     Examples
     --------
@@ -593,12 +678,17 @@ def texture_stimuli(config: TextureStimuliConfig | None = None, *, cache_dir: st
     32
     """
     c = validate_texture_config(config if config is not None else TextureStimuliConfig())
+    cache_dir = check_path("cache_dir", cache_dir, none=True)
+    cache = check_bool("cache", cache)
+    progress = check_bool("progress", progress)
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    num_threads = check_int("num_threads", num_threads, low=1, high=MAX_THREADS, none=True)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_int("workers", workers, low=1, high=MAX_THREADS)
     key = _config_key(c)
-    path = Path(cache_dir if cache_dir is not None else default_cache_dir() / "textures") / f"textures-{key}.nc"
+    path = (cache_dir if cache_dir is not None else default_cache_dir() / "textures") / f"textures-{key}.nc"
     if cache and path.is_file():
         ds = data.load(path)
         if ds.attrs.get("cache_key") == key:

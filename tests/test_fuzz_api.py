@@ -509,6 +509,7 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "lcl.ablation_configs": (None, dict),
     "lcl.Trainer": (None, lambda: dict(config=CTX.lcl_tiny)),
     "lcl.train": (None, lambda: dict(config=CTX.lcl_tiny, out_dir=None)),
+    "lcl.export_brainscore": (None, lambda: dict(run_dir=CTX.tmp / "no_such_run", out=CTX.tmp / "plugin")),
     "lcl.load_model": (None, lambda: dict(path=CTX.tmp / "no_such_run")),
     "lcl.load_checkpoint": (None, lambda: dict(path=CTX.tmp / "no_such_run")),
     "lcl.init_distributed": (None, lambda: dict(device="cpu")),
@@ -609,7 +610,7 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
 # a clear error about the missing or foreign file (the fuzzing of their other arguments is unchanged).
 NEEDS_RUN_OUTPUT = {
     "analyses.plot", "analyses.write_report", "decoding.load_results", "decoding.plot_reconstructions",
-    "decoding.load_enhancer", "lcl.load_model", "lcl.load_checkpoint",
+    "decoding.load_enhancer", "lcl.load_model", "lcl.load_checkpoint", "lcl.export_brainscore",
 }
 
 # Callables whose valid arguments start training, synthesis or a study: they only get values they must reject.
@@ -629,21 +630,6 @@ _GAP_FILES: dict[str, list[tuple[str, str]]] = {
         ("analyses.PipelineConfig", "run_decoding"), ("analyses.PipelineConfig", "run_v2net"),
         ("analyses.PipelineConfig", "seed"), ("analyses.plot", "results_dir"), ("analyses.run", "out"),
         ("analyses.write_report", "results_dir"),
-    ],
-    "analyses/_textures.py": [
-        ("analyses.TextureStimuliConfig", "aperture"), ("analyses.TextureStimuliConfig", "aperture_ramp"),
-        ("analyses.TextureStimuliConfig", "background"), ("analyses.TextureStimuliConfig", "canvas"),
-        ("analyses.TextureStimuliConfig", "crop_fraction"), ("analyses.TextureStimuliConfig", "degrees"),
-        ("analyses.TextureStimuliConfig", "max_iter"), ("analyses.TextureStimuliConfig", "n_orientations"),
-        ("analyses.TextureStimuliConfig", "n_samples"), ("analyses.TextureStimuliConfig", "n_scales"),
-        ("analyses.TextureStimuliConfig", "seed"), ("analyses.TextureStimuliConfig", "size"),
-        ("analyses.TextureStimuliConfig", "spatial_corr_width"), ("analyses.phase_randomize", "image"),
-        ("analyses.phase_randomize", "seed"), ("analyses.portilla_simoncelli_loss", "n_orientations"),
-        ("analyses.portilla_simoncelli_loss", "n_scales"),
-        ("analyses.portilla_simoncelli_loss", "spatial_corr_width"), ("analyses.raised_cosine_aperture", "ramp"),
-        ("analyses.raised_cosine_aperture", "size"), ("analyses.texture_stimuli", "cache"),
-        ("analyses.texture_stimuli", "cache_dir"), ("analyses.texture_stimuli", "num_threads"),
-        ("analyses.texture_stimuli", "progress"),
     ],
 }
 KNOWN_GAPS: dict[tuple[str, str], str] = {
