@@ -31,6 +31,7 @@ from ._modulation import READOUTS, record_units, texture_modulation
 from ._predictivity import PredictivityConfig, neural_predictivity, validate_predictivity_config
 from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
 from ._textures import TextureStimuliConfig, crop_to_stimulus, texture_stimuli, validate_texture_config
+from data._checks import check_instance, check_path, check_str
 
 __all__ = [
     "MODELS",
@@ -77,6 +78,13 @@ class NeuralDataConfig:
     simulated
         Settings of the simulated recording.
 
+    Raises
+    ------
+    TypeError
+        On construction, for a ``source``, ``path``, ``stimulus_csv`` or ``stimulus_zip`` that is not a string,
+        a ``simulated`` that is not a :class:`SimulatedRecordingConfig`. The source's value and the files are
+        checked by :func:`validate_pipeline_config`.
+
     Examples
     --------
     >>> import analyses
@@ -89,6 +97,11 @@ class NeuralDataConfig:
     stimulus_csv: str = ""
     stimulus_zip: str = ""
     simulated: SimulatedRecordingConfig = dataclasses.field(default_factory=SimulatedRecordingConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("source", "path", "stimulus_csv", "stimulus_zip"):
+            check_str(f"neural.{name}", getattr(self, name))
+        check_instance("neural.simulated", self.simulated, SimulatedRecordingConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,6 +312,15 @@ class PipelineConfig:
     jobs
         Executor settings.
 
+    Raises
+    ------
+    TypeError
+        On construction, for a ``seed`` that is not an integer, ``run_decoding``/``run_v2net`` that are not
+        ``True``/``False``, ``models``/``stages`` that are not lists of names, components of the wrong class.
+    ValueError
+        On construction, for a ``seed`` outside [0, 2**32 - 1]. Names and files are checked by
+        :func:`validate_pipeline_config`.
+
     Examples
     --------
     >>> import analyses
@@ -322,6 +344,22 @@ class PipelineConfig:
     backend: lcl.BackEndConfig = dataclasses.field(default_factory=_default_backend)
     recognition: lcl.RecognitionConfig = dataclasses.field(default_factory=_default_recognition)
     jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
+
+    def __post_init__(self) -> None:
+        # the field checks of validate_pipeline_config that need no file and no other component
+        _integer("seed", self.seed, 0, 2 ** 32 - 1)
+        for flag in ("run_decoding", "run_v2net"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        for name in ("models", "stages"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) \
+                    or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{name} must be a list of names, got {value!r}")
+        for name, cls in (("stimuli", TextureStimuliConfig), ("neural", NeuralDataConfig),
+                          ("modulation", ModulationConfig), ("predictivity", PredictivityConfig),
+                          ("geometry", GeometryConfig), ("decoding", decoding.StudyConfig), ("jobs", JobsConfig)):
+            check_instance(name, getattr(self, name), cls)
 
 
 def default_pipeline_config() -> PipelineConfig:
@@ -756,6 +794,9 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
 
     Raises
     ------
+    TypeError
+        For an ``out`` that is not a path (str or ``os.PathLike``), a ``config`` that is not a
+        :class:`PipelineConfig` or ``None``.
     ValueError
         From :func:`validate_pipeline_config`, before any work.
 
@@ -764,8 +805,8 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
     >>> import analyses
     >>> analyses.run(analyses.default_pipeline_config(), "outputs/demo")  # doctest: +SKIP
     """
-    config = validate_pipeline_config(config or default_pipeline_config())
-    out = Path(out)
+    out = check_path("out", out)
+    config = validate_pipeline_config(default_pipeline_config() if config is None else config)
     (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with data.atomic_write(out / "config.json") as tmp:
@@ -879,6 +920,8 @@ def plot(results_dir: str | os.PathLike) -> list[Path]:
 
     Raises
     ------
+    TypeError
+        For a ``results_dir`` that is not a path (str or ``os.PathLike``).
     ValueError
         If the folder holds no results of :func:`run`.
 
@@ -887,7 +930,7 @@ def plot(results_dir: str | os.PathLike) -> list[Path]:
     >>> import analyses
     >>> analyses.plot("outputs/demo")  # doctest: +SKIP
     """
-    out = Path(results_dir)
+    out = check_path("results_dir", results_dir)
     res = out / "results"
     if not (res / "stimuli.nc").is_file():
         raise ValueError(f"{out} holds no results of analyses.run (missing results/stimuli.nc)")
@@ -934,12 +977,21 @@ def write_report(results_dir: str | os.PathLike) -> Path:
     -------
     pathlib.Path
 
+    Raises
+    ------
+    TypeError
+        For a ``results_dir`` that is not a path (str or ``os.PathLike``).
+    ValueError
+        If the folder holds no results of :func:`run` (no ``config.json``).
+
     Examples
     --------
     >>> import analyses
     >>> analyses.write_report("outputs/demo")  # doctest: +SKIP
     """
-    out = Path(results_dir)
+    out = check_path("results_dir", results_dir)
+    if not (out / "config.json").is_file():
+        raise ValueError(f"{out} holds no results of analyses.run (missing config.json)")
     res = out / "results"
     cfg = json.loads((out / "config.json").read_text())
     parts = [
