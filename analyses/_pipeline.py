@@ -196,7 +196,8 @@ class JobsConfig:
         ``"local"`` (submitit processes on this machine), ``"slurm"`` (a Slurm job array) or ``"debug"`` (in
         this process).
     max_parallel
-        Jobs at once.
+        Jobs at once. The stimulus synthesis also splits its families over this many processes (``local`` and
+        ``debug``; under Slurm over ``slurm_cpus_per_task``), so it uses the cores the training jobs leave idle.
     threads_per_job
         Torch threads in each job.
     timeout_min
@@ -595,7 +596,12 @@ def step_stimuli(config: PipelineConfig, out: str) -> str:
     if config.neural.stimulus_csv:
         stimuli = data.read_brainscore_stimuli(config.neural.stimulus_csv, config.neural.stimulus_zip)
     else:
-        stimuli = texture_stimuli(config.stimuli, cache_dir=Path(out) / "cache")
+        # The synthesis is the longest job of its phase: split its families over as many processes as the job
+        # may use (a local run's job slots, a Slurm job's CPUs); the stimuli do not depend on it.
+        j = config.jobs
+        workers = j.slurm_cpus_per_task if j.executor == "slurm" else j.max_parallel
+        stimuli = texture_stimuli(config.stimuli, cache_dir=Path(out) / "cache",
+                                  workers=max(1, min(int(workers), len(config.stimuli.families))))
     data.save(stimuli, path, config=config.stimuli, seed=config.stimuli.seed)
     return str(path)
 
