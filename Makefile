@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m "not brainscore"
+	$(BIN)/python -m pytest -m "not brainscore and not mftma_reference"
 
 ## test-brainscore: builds a separate Brain-Score environment (.venv-brainscore) and checks files both ways
 test-brainscore: $(STAMP)
@@ -38,4 +38,4 @@ bench: $(STAMP)
 	for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-brainscore outputs .pytest_cache
+	rm -rf $(VENV) .venv-brainscore .venv-mftma outputs .pytest_cache
