@@ -540,9 +540,17 @@ def _check_neural(assembly: xr.DataArray) -> None:
 
 # ----------------------------------------------------------------------------------------------- job steps
 def _threads(n: int) -> None:
+    """Hold this job to ``n`` threads: torch's and the BLAS/OpenMP pools numpy and scikit-learn use.
+
+    Jobs share the machine's cores; a BLAS pool of its own default size in every job oversubscribes them, and
+    OpenBLAS's spinning threads then slow a job down many-fold (the simulated recording took 535 s instead of
+    about 30 s in a demo run next to other busy processes).
+    """
     import torch
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     torch.set_num_threads(n)
+    threadpool_limits(limits=n)
 
 
 def _model_config(config: PipelineConfig, name: str) -> lcl.LCLConfig:
