@@ -74,6 +74,20 @@ print(json.dumps(out))
 """
 
 
+def assemblies():
+    """``(model features, neural recording)`` of :func:`make` as workbench assemblies."""
+    import data
+
+    ids, types, feats, trials, _ = make()
+    n_rep, n_stim, n_neu = trials.shape
+    neural = data.assembly(trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu),
+                           stimulus_id=np.repeat(ids, n_rep), neuroid_id=[f"n{j:02d}" for j in range(n_neu)],
+                           repetition=np.tile(np.arange(n_rep), n_stim),
+                           texture_type=("presentation", np.repeat(types, n_rep)), region=("neuroid", REGIONS))
+    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(feats.shape[1])])
+    return model, neural
+
+
 def write_npz(path: Path) -> Path:
     ids, types, feats, trials, digest = make()
     np.savez(path, ids=ids, types=types, feats=feats, trials=trials, digest=digest, regions=REGIONS)

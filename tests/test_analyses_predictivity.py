@@ -314,14 +314,8 @@ def test_equals_brainscores_recorded_numbers_on_freemanziemba_shaped_data():
     import _freemanziemba_reference as fz
 
     ref = json.loads(fz.REFERENCE.read_text())
-    ids, types, feats, trials, digest = fz.make()
-    assert digest == ref["data_sha256"], "numpy's random stream changed: re-record with python -m pytest -m brainscore"
-    n_rep, n_stim, n_neu = trials.shape
-    neural = data.assembly(trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu),
-                           stimulus_id=np.repeat(ids, n_rep), neuroid_id=[f"n{j:02d}" for j in range(n_neu)],
-                           repetition=np.tile(np.arange(n_rep), n_stim),
-                           texture_type=("presentation", np.repeat(types, n_rep)), region=("neuroid", fz.REGIONS))
-    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(feats.shape[1])])
+    assert fz.make()[-1] == ref["data_sha256"], "numpy's random stream changed: re-record with pytest -m brainscore"
+    model, neural = fz.assemblies()
     got = analyses.neural_predictivity(model, neural)
     for region, want in ref["regions"].items():
         for ours, theirs in (("raw", "raw"), ("raw_sem", "raw_error"), ("ceiling", "ceiling"), ("score", "score")):

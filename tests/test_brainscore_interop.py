@@ -355,13 +355,7 @@ def test_record_freemanziemba_reference(bs_python, tmp_path):
         fz.REFERENCE.write_text(json.dumps(got, indent=1))
     ref = json.loads(fz.REFERENCE.read_text())
     assert got["data_sha256"] == ref["data_sha256"]
-    ids, types, feats, trials, _ = fz.make()
-    n_rep, n_stim, n_neu = trials.shape
-    neural = data.assembly(trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu),
-                           stimulus_id=np.repeat(ids, n_rep), neuroid_id=[f"n{j:02d}" for j in range(n_neu)],
-                           repetition=np.tile(np.arange(n_rep), n_stim),
-                           texture_type=("presentation", np.repeat(types, n_rep)), region=("neuroid", fz.REGIONS))
-    model = data.assembly(feats, stimulus_id=ids, neuroid_id=[f"f{i}" for i in range(feats.shape[1])])
+    model, neural = fz.assemblies()
     ours = analyses.neural_predictivity(model, neural)
     for region in ("V1", "V2"):
         for key in ("raw", "raw_error", "ceiling", "score"):
