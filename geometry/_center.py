@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,51 +184,8 @@ def _stiefel_cg_manopt_numpy(V: np.ndarray, X: np.ndarray, C: np.ndarray, max_it
         grad_c = -2.0 * u[:, None] * (Gr @ (c * u[:, None])) + 2.0 * (u * u * q)[:, None] * c
         return XT @ grad_c
 
-    def rgrad(V: np.ndarray, E: np.ndarray) -> np.ndarray:
-        VtE = V.T @ E
-        return E - V @ (0.5 * (VtE + VtE.T))
-
-    def dot(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.vdot(a, b))
-
-    f, state = cost(V)
-    g = rgrad(V, egrad(state))
-    gg = dot(g, g)
-    d = -g
-    old_alpha: float | None = None
-    step = float("nan")
-    it = 0
-    while True:
-        if it + 1 >= max_iter or gg ** 0.5 < gtol or step < min_step:
-            break
-        df0 = dot(g, d)
-        if df0 >= 0:
-            d, df0 = -g, -gg
-        norm_d = float(np.linalg.norm(d))
-        alpha = old_alpha if old_alpha is not None else 1.0 / norm_d
-        V_new = _qf_numpy(V + alpha * d)
-        f_new, state_new = cost(V_new)
-        evals = 1
-        while f_new > f + 0.5 * alpha * df0 and evals <= 10:
-            alpha *= 0.5
-            V_new = _qf_numpy(V + alpha * d)
-            f_new, state_new = cost(V_new)
-            evals += 1
-        if f_new > f:
-            alpha, V_new, f_new, state_new = 0.0, V, f, state
-        step = alpha * norm_d
-        old_alpha = alpha if evals == 2 else 2.0 * alpha
-        g_new = rgrad(V_new, egrad(state_new))
-        gg_new = dot(g_new, g_new)
-        g_old = rgrad(V_new, g)  # transport: projection onto the new tangent space
-        d = rgrad(V_new, d)
-        diff = g_new - g_old
-        denom = dot(diff, d)
-        beta = max(0.0, dot(g_new, diff) / denom) if denom != 0 else 0.0
-        d = -g_new + beta * d
-        V, f, state, g, gg = V_new, f_new, state_new, g_new, gg_new
-        it += 1
-    return V
+    return _manopt_cg(V, cost, egrad, _qf_numpy, lambda a, b: float(np.vdot(a, b)),
+                      lambda a: float(np.linalg.norm(a)), max_iter=max_iter, gtol=gtol, min_step=min_step)
 
 
 def _qf_numpy(A: np.ndarray) -> np.ndarray:
@@ -250,17 +208,30 @@ def _stiefel_cg_manopt_torch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, 
     left out. The cost and gradient are computed in torch (:func:`_cost_state`).
     """
 
-    def rgrad(V: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
-        VtE = V.T @ E
-        return E - V @ (0.5 * (VtE + VtE.T))
-
     def cost(V: torch.Tensor) -> tuple[float, tuple]:
         f, state = _cost_state(V, X, C)
         return float(f), state
 
+    return _manopt_cg(V, cost, lambda state: _grad_from_state(X, state), _qf, lambda a, b: float((a * b).sum()),
+                      lambda a: float(torch.linalg.vector_norm(a)), max_iter=max_iter, gtol=gtol,
+                      min_step=min_step)
+
+
+def _manopt_cg(V: Any, cost: Callable, egrad: Callable, retract: Callable, dot: Callable, norm: Callable, *,
+               max_iter: int, gtol: float, min_step: float) -> Any:
+    """pymanopt 0.2's ``ConjugateGradient`` iteration (see :func:`_stiefel_cg_manopt_torch`), for numpy or torch.
+
+    ``cost(V) -> (f, state)``, ``egrad(state)`` the Euclidean gradient, ``retract`` the QR retraction, ``dot`` and
+    ``norm`` the inner product and norm of the array library: the one loop both backends run.
+    """
+
+    def rgrad(V: Any, E: Any) -> Any:
+        VtE = V.T @ E
+        return E - V @ (0.5 * (VtE + VtE.T))
+
     f, state = cost(V)
-    g = rgrad(V, _grad_from_state(X, state))
-    gg = float((g * g).sum())
+    g = rgrad(V, egrad(state))
+    gg = dot(g, g)
     d = -g
     old_alpha: float | None = None
     step = float("nan")
@@ -268,30 +239,30 @@ def _stiefel_cg_manopt_torch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, 
     while True:
         if it + 1 >= max_iter or gg ** 0.5 < gtol or step < min_step:
             break
-        df0 = float((g * d).sum())
+        df0 = dot(g, d)
         if df0 >= 0:
             d, df0 = -g, -gg
-        norm_d = float(torch.linalg.vector_norm(d))
+        norm_d = norm(d)
         alpha = old_alpha if old_alpha is not None else 1.0 / norm_d
-        V_new = _qf(V + alpha * d)
+        V_new = retract(V + alpha * d)
         f_new, state_new = cost(V_new)
         evals = 1
         while f_new > f + 0.5 * alpha * df0 and evals <= 10:
             alpha *= 0.5
-            V_new = _qf(V + alpha * d)
+            V_new = retract(V + alpha * d)
             f_new, state_new = cost(V_new)
             evals += 1
         if f_new > f:
             alpha, V_new, f_new, state_new = 0.0, V, f, state
         step = alpha * norm_d
         old_alpha = alpha if evals == 2 else 2.0 * alpha
-        g_new = rgrad(V_new, _grad_from_state(X, state_new))
-        gg_new = float((g_new * g_new).sum())
+        g_new = rgrad(V_new, egrad(state_new))
+        gg_new = dot(g_new, g_new)
         g_old = rgrad(V_new, g)  # transport: projection onto the new tangent space
         d = rgrad(V_new, d)
         diff = g_new - g_old
-        denom = float((diff * d).sum())
-        beta = max(0.0, float((g_new * diff).sum()) / denom) if denom != 0 else 0.0
+        denom = dot(diff, d)
+        beta = max(0.0, dot(g_new, diff) / denom) if denom != 0 else 0.0
         d = -g_new + beta * d
         V, f, state, g, gg = V_new, f_new, state_new, g_new, gg_new
         it += 1
