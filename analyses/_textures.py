@@ -718,13 +718,12 @@ def _cached_ps_model(c: TextureStimuliConfig) -> Any:
     return _ps_model(c)
 
 
-def _synthesize_family(c: TextureStimuliConfig, f: int, num_threads: int | None) -> np.ndarray:
-    """The texture samples of family ``f`` (runs in a worker process; same numbers as in the parent)."""
+def _synthesize_family(c: TextureStimuliConfig, f: int, src: np.ndarray, num_threads: int | None) -> np.ndarray:
+    """The texture samples of family ``f`` from its source ``src`` (runs in a worker process too; same numbers)."""
     import torch
 
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    _, _, src = _source_image(c.families[f], c)
     return _synthesize(src, c, _cached_ps_model(c), [synth for synth, _ in _family_seeds(c, f)])
 
 
@@ -738,20 +737,20 @@ def _make_stimuli(c: TextureStimuliConfig, key: str, progress: bool, *, workers:
     n_fam = len(c.families)
     workers = min(workers, n_fam)
     pool = None
+    families = [_source_image(fam, c) for fam in c.families]  # (name, kind, source image), read once
     if workers > 1:
         import concurrent.futures
         import multiprocessing
 
         # spawn, not fork: forking a process whose torch thread pool is running can deadlock
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        futures = [pool.submit(_synthesize_family, c, f, num_threads) for f in range(n_fam)]
+        futures = [pool.submit(_synthesize_family, c, f, src, num_threads) for f, (_, _, src) in enumerate(families)]
     try:
-        for f, fam in enumerate(c.families):
-            name, kind, src = _source_image(fam, c)
+        for f, (name, kind, src) in enumerate(families):
             sources.append(src)
             source_names.append(name)
             seqs = _family_seeds(c, f)
-            texs = futures[f].result() if pool is not None else _synthesize_family(c, f, None)
+            texs = futures[f].result() if pool is not None else _synthesize_family(c, f, src, None)
             _add_family(texs, seqs, src, name, kind, tex_imgs, noise_imgs, targets, meta)
             if progress:
                 print(f"texture_stimuli: family {f + 1}/{n_fam} {name}: {c.n_samples} samples "
