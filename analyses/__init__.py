@@ -15,12 +15,9 @@ from ._textures import (
 )
 from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
 from ._figures import (
-    FIGURE_STYLE,
-    figure_style,
     plot_predictivity,
     plot_texture_modulation,
     plot_texture_stimuli,
-    save_figure,
 )
 from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
 from ._modulation import (READOUTS, bootstrap_mean_ci, modulation_index, record_units, responsive_units,
@@ -74,9 +71,6 @@ __all__ = [
     "JobsFailedError",
     "EXECUTORS",
     # figures
-    "figure_style",
-    "FIGURE_STYLE",
-    "save_figure",
     "plot_texture_modulation",
     "plot_predictivity",
     "plot_texture_stimuli",

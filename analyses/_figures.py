@@ -2,132 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
-from cycler import cycler
 
 import data
+from data import FIGURE_STYLE, figure_style, save_figure
 from data._checks import check_int, check_path
 
 __all__ = [
-    "FIGURE_STYLE",
-    "figure_style",
-    "save_figure",
     "plot_texture_modulation",
     "plot_predictivity",
     "plot_texture_stimuli",
 ]
 
-FIGURE_STYLE: dict[str, Any] = {
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.linewidth": 0.8,
-    "lines.linewidth": 1.5,
-    "figure.dpi": 100,
-    "savefig.dpi": 200,
-    "savefig.bbox": "tight",
-    "pdf.fonttype": 42,  # editable text in the PDF
-    "ps.fonttype": 42,
-    "image.cmap": "gray",
-    "axes.prop_cycle": cycler(
-        color=["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f96", "#00798c", "#8a8a8a"]),
-}
 REGION_COLORS = {"V1": "#1b6ca8", "V2": "#d1495b"}
-
-
-@contextlib.contextmanager
-def figure_style() -> Iterator[None]:
-    """Context in which matplotlib uses the workbench style (:data:`FIGURE_STYLE`).
-
-    Yields
-    ------
-    None
-
-    Examples
-    --------
-    >>> import matplotlib, analyses
-    >>> with analyses.figure_style():
-    ...     matplotlib.rcParams["pdf.fonttype"]
-    42
-    """
-    import matplotlib
-
-    with matplotlib.rc_context(FIGURE_STYLE):
-        yield
-
-
-def save_figure(fig: Any, path_stem: str | os.PathLike, *, formats: tuple[str, ...] = ("png", "pdf"),
-                dpi: int = 200) -> list[Path]:
-    """Write a figure as PNG and PDF, each atomically (no partial file, even on error).
-
-    Parameters
-    ----------
-    fig
-        A matplotlib ``Figure``.
-    path_stem
-        Destination without suffix (a given suffix is replaced), e.g. ``out/texture_modulation``.
-    formats
-        File formats to write (matplotlib's names: ``"png"``, ``"pdf"``, ``"svg"`` ...).
-    dpi
-        Resolution of raster formats, in ``[1, 2400]``.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-
-    Raises
-    ------
-    TypeError
-        Before writing anything: ``fig`` is not a matplotlib figure, ``path_stem`` not a path, ``formats`` not a
-        list of strings, ``dpi`` not an integer.
-    ValueError
-        Before writing anything: no or unsupported formats, ``dpi`` out of range.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, analyses
-    >>> from matplotlib.figure import Figure
-    >>> fig = Figure(); _ = fig.add_subplot().plot([0, 1])
-    >>> [p.suffix for p in analyses.save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "line")]
-    ['.png', '.pdf']
-    """
-    from matplotlib.figure import Figure
-
-    if not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    stem = check_path("path_stem", path_stem)
-    if isinstance(formats, (str, bytes)) or not isinstance(formats, (tuple, list)) \
-            or not all(isinstance(f, str) for f in formats):
-        raise TypeError(f"formats must be a tuple of format names such as ('png', 'pdf'), got {formats!r:.60}")
-    supported = fig.canvas.get_supported_filetypes()
-    unknown = [f for f in formats if f not in supported]
-    if not formats or unknown:
-        raise ValueError(f"formats must name at least one of {sorted(supported)}, got {tuple(formats)!r}")
-    dpi = check_int("dpi", dpi, low=1, high=2400)
-    if stem.suffix.lower() in (".png", ".pdf", ".svg", ".jpg"):
-        stem = stem.with_suffix("")
-    written = []
-    for ext in formats:
-        target = stem.with_name(f"{stem.name}.{ext}")
-        with data.atomic_write(target) as tmp:
-            fig.savefig(tmp, format=ext, dpi=dpi)
-        written.append(target)
-    return written
 
 
 def _results(results: Any, what: str) -> dict[str, xr.Dataset]:

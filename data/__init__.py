@@ -9,7 +9,9 @@ of object, so every analysis in ``geometry``, ``decoding``, ``lcl`` and ``analys
 from ._assembly import assembly, stimulus_set, validate_assembly, validate_stimuli
 from ._brainscore import (from_brainscore, merge_stimulus_metadata, read_brainscore_stimuli, to_brainscore,
                           write_brainscore_stimuli)
-from ._config import config_from_dict, load_toml, update_config
+from ._config import Config, config_from_dict, load_toml, update_config
+from ._figures import FIGURE_STYLE, JOURNAL_WIDTHS, figure_style, save_figure
+from ._seeds import derive_seed
 from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
@@ -28,9 +30,16 @@ __all__ = [
     "provenance",
     "git_commit",
     "package_version",
+    "Config",
     "config_from_dict",
     "load_toml",
     "update_config",
+    # seeds and figures
+    "derive_seed",
+    "save_figure",
+    "figure_style",
+    "FIGURE_STYLE",
+    "JOURNAL_WIDTHS",
     # images
     "IMAGE_EXTENSIONS",
     "natural_images",

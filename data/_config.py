@@ -7,11 +7,12 @@ import os
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from ._checks import check_path, check_str
 
-__all__ = ["config_from_dict", "load_toml", "update_config"]
+__all__ = ["Config", "config_from_dict", "load_toml", "update_config"]
 
 T = TypeVar("T")
 
@@ -184,3 +185,86 @@ def update_config(config: T, changes: typing.Mapping[str, Any] | None, *, where:
             val = update_config(current, val, where=f"{where}{key}.")
         values[key] = val
     return config_from_dict(type(config), values, where=where)
+
+
+C = TypeVar("C", bound="Config")
+
+
+class Config:
+    """Base of every config of the workbench: a frozen dataclass validated once, with one way in and out.
+
+    A component's config is ``@dataclasses.dataclass(frozen=True) class XConfig(data.Config)``. The convention,
+    the same in every package:
+
+    - **validation** happens in the constructor: ``__post_init__`` calls :meth:`validate`, which the subclass
+      overrides to raise ``ValueError`` (or ``TypeError``) naming the field; no invalid config object exists.
+      Checks that need the file system or hardware (a folder exists, a GPU is there) stay in the package's
+      public ``validate_*`` function, which entry points call before heavy work.
+    - **in**: ``XConfig(...)``, ``XConfig.from_dict(d)`` (unknown keys are an error), ``XConfig.load(path)`` (a
+      TOML file, one table per nested config), ``XConfig.preset(name, **changes)``.
+    - **out**: ``cfg.to_dict()`` (plain nested dict, what results files and checkpoints store) and
+      ``cfg.replace(**changes)`` (nested tables merge; the copy is validated again).
+    - **presets**: the class attribute ``PRESETS`` maps a name to a function returning the preset; the TOML files
+      in ``configs/`` are tested equal to them.
+    - **seeds**: a top-level config has one ``seed``, the root from which every other seed derives
+      (:func:`data.derive_seed`).
+
+    Examples
+    --------
+    >>> import dataclasses, data
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class StepConfig(data.Config):
+    ...     lr: float = 0.1
+    ...     steps: int = 10
+    ...     PRESETS = {"quick": lambda: StepConfig(steps=2)}
+    ...     def validate(self):
+    ...         if self.steps < 1:
+    ...             raise ValueError(f"StepConfig.steps must be >= 1, got {self.steps}")
+    >>> StepConfig.preset("quick", lr=0.5)
+    StepConfig(lr=0.5, steps=2)
+    >>> StepConfig.from_dict({"steps": 3}).to_dict()
+    {'lr': 0.1, 'steps': 3}
+    >>> StepConfig(steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: StepConfig.steps must be >= 1, got 0
+    """
+
+    PRESETS: ClassVar[Mapping[str, Callable[[], Any]]] = {}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first invalid field (subclasses override)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML-friendly); :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], values: Mapping[str, Any] | None, *, where: str = "") -> C:
+        """Build from a nested dict (as read from TOML or a results file), rejecting unknown keys."""
+        return config_from_dict(cls, dict(values) if values is not None else None, where=where)
+
+    @classmethod
+    def load(cls: type[C], path: str | os.PathLike) -> C:
+        """Build from a TOML file (one table per nested config), rejecting unknown keys."""
+        return cls.from_dict(load_toml(path), where=f"{Path(path).name}: ")
+
+    def replace(self: C, **changes: Any) -> C:
+        """A validated copy with some fields changed; a dict for a nested config changes only the keys it names."""
+        return update_config(self, changes)
+
+    @classmethod
+    def presets(cls) -> list[str]:
+        """The names :meth:`preset` accepts."""
+        return sorted(cls.PRESETS)
+
+    @classmethod
+    def preset(cls: type[C], name: str, **changes: Any) -> C:
+        """The preset ``name`` (see :meth:`presets`), with ``changes`` applied as in :meth:`replace`."""
+        if not isinstance(name, str) or name not in cls.PRESETS:
+            raise ValueError(f"unknown {cls.__name__} preset {name!r}; known presets: {cls.presets()}")
+        cfg = cls.PRESETS[name]()
+        return cfg.replace(**changes) if changes else cfg

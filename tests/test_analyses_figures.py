@@ -30,7 +30,7 @@ def results(tmp_path_factory):
 
 def test_figure_style_is_scoped():
     before = matplotlib.rcParams["pdf.fonttype"]
-    with analyses.figure_style():
+    with data.figure_style():
         assert matplotlib.rcParams["pdf.fonttype"] == 42
         assert matplotlib.rcParams["axes.spines.top"] is False
     assert matplotlib.rcParams["pdf.fonttype"] == before
@@ -39,7 +39,7 @@ def test_figure_style_is_scoped():
 def test_save_figure_writes_png_and_pdf_atomically(tmp_path):
     fig = Figure()
     fig.add_subplot().plot([0, 1], [1, 0])
-    files = analyses.save_figure(fig, tmp_path / "sub" / "line.png")  # a given suffix is replaced
+    files = data.save_figure(fig, tmp_path / "sub" / "line.png")  # a given suffix is replaced
     assert [f.name for f in files] == ["line.png", "line.pdf"]
     assert files[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert files[1].read_bytes()[:5] == b"%PDF-"
