@@ -236,34 +236,115 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError``/``TypeError`` naming the first invalid field (subclasses override)."""
+        """Raise ``ValueError``/``TypeError`` naming the first invalid field (subclasses override).
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        ...     def validate(self):
+        ...         if self.hz <= 0:
+        ...             raise ValueError(f"Rate.hz must be > 0, got {self.hz}")
+        >>> Rate(hz=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: Rate.hz must be > 0, got -1
+        """
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON/TOML-friendly); :meth:`from_dict` inverts it."""
+        """Plain nested dict (JSON/TOML-friendly); :meth:`from_dict` inverts it.
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        >>> Rate().to_dict()
+        {'hz': 1.0}
+        """
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any] | None, *, where: str = "") -> C:
-        """Build from a nested dict (as read from TOML or a results file), rejecting unknown keys."""
+        """Build from a nested dict (as read from TOML or a results file), rejecting unknown keys.
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        >>> Rate.from_dict({"hz": 2.0})
+        Rate(hz=2.0)
+        """
         return config_from_dict(cls, dict(values) if values is not None else None, where=where)
 
     @classmethod
     def load(cls: type[C], path: str | os.PathLike) -> C:
-        """Build from a TOML file (one table per nested config), rejecting unknown keys."""
+        """Build from a TOML file (one table per nested config), rejecting unknown keys.
+
+        Examples
+        --------
+        >>> import dataclasses, data, pathlib, tempfile
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "rate.toml"
+        >>> _ = path.write_text("hz = 4.0\\n")
+        >>> Rate.load(path)
+        Rate(hz=4.0)
+        """
         return cls.from_dict(load_toml(path), where=f"{Path(path).name}: ")
 
     def replace(self: C, **changes: Any) -> C:
-        """A validated copy with some fields changed; a dict for a nested config changes only the keys it names."""
+        """A validated copy with some fields changed; a dict for a nested config changes only the keys it names.
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        ...     n: int = 2
+        >>> Rate().replace(n=5)
+        Rate(hz=1.0, n=5)
+        """
         return update_config(self, changes)
 
     @classmethod
     def presets(cls) -> list[str]:
-        """The names :meth:`preset` accepts."""
+        """The names :meth:`preset` accepts.
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        ...     PRESETS = {"fast": lambda: Rate(hz=10.0)}
+        >>> Rate.presets()
+        ['fast']
+        """
         return sorted(cls.PRESETS)
 
     @classmethod
     def preset(cls: type[C], name: str, **changes: Any) -> C:
-        """The preset ``name`` (see :meth:`presets`), with ``changes`` applied as in :meth:`replace`."""
+        """The preset ``name`` (see :meth:`presets`), with ``changes`` applied as in :meth:`replace`.
+
+        Examples
+        --------
+        >>> import dataclasses, data
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Rate(data.Config):
+        ...     hz: float = 1.0
+        ...     n: int = 2
+        ...     PRESETS = {"fast": lambda: Rate(hz=10.0)}
+        >>> Rate.preset("fast", n=3)
+        Rate(hz=10.0, n=3)
+        """
         if not isinstance(name, str) or name not in cls.PRESETS:
             raise ValueError(f"unknown {cls.__name__} preset {name!r}; known presets: {cls.presets()}")
         cfg = cls.PRESETS[name]()
