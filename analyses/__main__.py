@@ -23,7 +23,10 @@ from typing import Any
 
 import data
 
-from ._pipeline import PipelineConfig, pipeline_config_from_dict, plot, run, validate_pipeline_config, write_report
+from ._pipeline_config import PipelineConfig, pipeline_config_from_dict, validate_pipeline_config
+from ._pipeline_figures import plot
+from ._report import write_report
+from ._run import run
 
 _DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
 
@@ -122,7 +125,8 @@ def _check_results(results_dir: Path) -> None:
     """
     if not results_dir.is_dir():
         raise _UsageError(f"no such results folder: {results_dir}")
-    for path in [results_dir / "config.json", *sorted((results_dir / "results").glob("*.json"))]:
+    for path in [results_dir / "config.json", results_dir / "manifest.json",
+                 *sorted((results_dir / "results").glob("*.json"))]:
         if path.is_file():
             try:
                 json.loads(path.read_text())
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         config = _config(args.config)
         if args.command == "config":
-            print(json.dumps(dataclasses.asdict(config), indent=2, default=list))
+            print(json.dumps(config.to_dict(), indent=2, default=list))
             return 0
         try:
             run(config, args.out)
