@@ -9,8 +9,8 @@ import pkgutil
 
 import analyses
 
-# The pipeline modules belong to the command-line entry point and are tested with it.
-SKIP = {"analyses.__main__", "analyses._pipeline"}
+# The command-line entry point is tested with its own tests (tests/test_cli_errors.py).
+SKIP = {"analyses.__main__"}
 
 
 def test_public_api_has_examples():
