@@ -149,7 +149,7 @@ def validate_predictivity_config(config: PredictivityConfig, n_stimuli: int | No
     if not isinstance(config, PredictivityConfig):
         raise TypeError(f"expected a PredictivityConfig, got {type(config).__name__}")
     c = config
-    _check_fields(c)
+    c.validate()  # the constructor's checks again, for a config changed after construction
     n_stimuli = check_int("n_stimuli", n_stimuli, low=1, none=True)
     if n_stimuli is not None:
         n_train = int(math.floor(c.train_size * n_stimuli))

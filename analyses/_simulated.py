@@ -155,7 +155,7 @@ def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Data
     if not isinstance(config, SimulatedRecordingConfig):
         raise TypeError(f"expected a SimulatedRecordingConfig, got {type(config).__name__}")
     c = config
-    _check_fields(c)
+    c.validate()  # the constructor's checks again, for a config changed after construction
     if stimuli is not None:
         data.validate_stimuli(stimuli)
         if stimuli["image"].ndim != 3:

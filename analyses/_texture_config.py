@@ -274,7 +274,7 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
     if not isinstance(config, TextureStimuliConfig):
         raise TypeError(f"expected a TextureStimuliConfig, got {type(config).__name__}")
     c = config
-    _check_fields(c)
+    c.validate()  # the constructor's checks again, for a config changed after construction
     textures = _texture_names()
     names = []
     for fam in c.families:

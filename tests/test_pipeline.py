@@ -196,6 +196,9 @@ def test_cli_rejects_bad_config_with_exit_code(tmp_path, capsys):
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    assert main(["run", "--device", "gpu", "--out", str(tmp_path / "o")]) == 2
+    assert "device must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_predictivity_of_wide_features_equals_that_of_their_row_space():
