@@ -24,7 +24,7 @@ the run folder, in the order the results were made.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import data
@@ -69,10 +69,6 @@ class Manifest:
     def of_kind(self, kind: str) -> dict[str, Path]:
         """``label -> path`` of the results ``kind:...`` in the order they were recorded."""
         return {label(n): self.root / p for n, p in self.results.items() if n.split(":")[0] == kind}
-
-    def names(self, kind: str) -> Iterable[str]:
-        """The names of the results ``kind:...``."""
-        return [n for n in self.results if n.split(":")[0] == kind]
 
     def save(self) -> Path:
         """Write ``manifest.json`` atomically; returns its path."""

@@ -27,10 +27,10 @@ def _plot_geometry(files: Mapping[str, Path], stem: Path) -> list[Path]:
     labels = list(files)
     rows = [data.load(files[k]) for k in labels]
     metrics = [("capacity", "capacity $\\alpha_M$"), ("radius", "radius $R_M$"), ("dimension", "dimension $D_M$"),
-               ("center_alignment", "center alignment"), ("accuracy", "decodability (accuracy)")]
+               ("center_alignment", "center alignment"), ("accuracy", "decodability")]
     metrics = [(m, t) for m, t in metrics if all(m in r for r in rows)]
     with data.figure_style():
-        fig = Figure(figsize=(3.0 * len(metrics), 0.32 * len(labels) + 1.6))
+        fig = Figure(figsize=(7.0, 0.2 * len(labels) + 1.3))
         axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)
         y = np.arange(len(labels))
         for ax, (m, title) in zip(axes[0], metrics):
@@ -49,7 +49,7 @@ def _plot_training(logs: Mapping[str, Path], stem: Path) -> list[Path]:
     if not logs:
         return []
     with data.figure_style():
-        fig = Figure(figsize=(5, 3.2))
+        fig = Figure(figsize=(3.5, 2.4))
         ax = fig.add_subplot()
         for name, path in logs.items():
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -61,7 +61,8 @@ def _plot_training(logs: Mapping[str, Path], stem: Path) -> list[Path]:
             offset = 0
             for ph in phases:
                 part = [r["loss"] for r in rows if (r.get(key, "") if key else "") == ph]
-                ax.plot(np.arange(offset, offset + len(part)), part, lw=1, label=f"{name} {ph}".strip())
+                ax.plot(np.arange(offset, offset + len(part)), part, lw=1, label=f"{name} {ph}".strip(),
+                        marker="o" if len(part) == 1 else None, ms=3)  # a lone logged step is a point
                 offset += len(part)
         ax.set_xlabel("logged step")
         ax.set_ylabel("loss")
@@ -103,11 +104,11 @@ def plot(results_dir: str | os.PathLike) -> list[Path]:
     figs.mkdir(exist_ok=True)
     written: list[Path] = []
     written += plot_texture_stimuli(manifest.path("stimuli"), figs / "texture_stimuli")
-    for kind, draw in (("modulation", plot_texture_modulation), ("predictivity", plot_predictivity)):
+    for kind, draw, stem in (("modulation", plot_texture_modulation, "texture_modulation"),
+                             ("predictivity", plot_predictivity, "predictivity")):
         files = manifest.of_kind(kind)
         if files:
-            written += draw({k: str(v) for k, v in files.items()}, figs / f"texture_{kind}"
-                            if kind == "modulation" else figs / kind)
+            written += draw({k: str(v) for k, v in files.items()}, figs / stem)
     geometry_files = manifest.of_kind("geometry")
     if geometry_files:
         written += _plot_geometry(geometry_files, figs / "geometry")

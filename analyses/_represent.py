@@ -35,6 +35,11 @@ class Representation:
     features: xr.DataArray | None
     predict: bool
 
+    @property
+    def file_label(self) -> str:
+        """The label in file names, figures and seed names: ``"lcl:stage2"`` -> ``"lcl_stage2"``."""
+        return self.label.replace(":", "_")
+
 
 def sources(config: PipelineConfig) -> list[str]:
     """The sources of a run, in order: every model (``model:<name>``), the pixels, the neural data."""

@@ -22,7 +22,7 @@ import decoding
 import geometry
 import lcl
 
-from ._manifest import Manifest, label
+from ._manifest import Manifest
 from ._modulation import texture_modulation
 from ._pipeline_config import MODELS, PipelineConfig, read_neural
 from ._predictivity import neural_predictivity
@@ -171,7 +171,7 @@ def _measured(kind: str, rep: Representation, out: str, compute: Any, config: Pi
     """Save ``compute()`` as the result ``kind:label`` (with the run's config and the step's seed) unless its file
     exists."""
     name = f"{kind}:{rep.label}"
-    path = Path(out) / "results" / f"{kind}_{label(name)}.nc"
+    path = Path(out) / "results" / f"{kind}_{rep.file_label}.nc"
     if not path.is_file():
         data.save(compute(), path, config=config, seed=seed)
     return {name: str(path)}
@@ -179,7 +179,7 @@ def _measured(kind: str, rep: Representation, out: str, compute: Any, config: Pi
 
 def step_modulation(config: PipelineConfig, rep: Representation, out: str) -> dict[str, str]:
     """Step: texture modulation of ``rep.units`` (bootstrap seed ``derive_seed(seed, "modulation", label)``)."""
-    seed = data.derive_seed(config.seed, "modulation", label(f"m:{rep.label}"))
+    seed = data.derive_seed(config.seed, "modulation", rep.file_label)
     return _measured("modulation", rep, out, lambda: texture_modulation(rep.units, seed=seed,
                                                                           **config.modulation.kwargs()),
                      config, seed)
@@ -195,7 +195,7 @@ def step_predictivity(config: PipelineConfig, rep: Representation, neural: xr.Da
 def step_geometry(config: PipelineConfig, rep: Representation, out: str) -> dict[str, str]:
     """Step: capacity, radius, dimension, alignment and decodability of the texture-family manifolds of
     ``rep.features`` (seed ``derive_seed(seed, "geometry", label)``)."""
-    seed = data.derive_seed(config.seed, "geometry", label(f"g:{rep.label}"))
+    seed = data.derive_seed(config.seed, "geometry", rep.file_label)
 
     def compute() -> xr.Dataset:
         a = rep.features
@@ -211,7 +211,7 @@ def step_geometry(config: PipelineConfig, rep: Representation, out: str) -> dict
         summary = {name: float(var) for ds in (cap, ali, dec) for name, var in ds.data_vars.items() if var.ndim == 0}
         per_manifold = cap[[v for v in cap.data_vars if cap[v].dims == ("manifold",)]]
         result = per_manifold.assign({k: ((), v) for k, v in summary.items()})
-        result.attrs = {"representation": label(f"g:{rep.label}"), "n_features": int(tex.sizes["neuroid"]),
+        result.attrs = {"representation": rep.file_label, "n_features": int(tex.sizes["neuroid"]),
                         "n_points": int(tex.sizes["presentation"])}
         return result
 
