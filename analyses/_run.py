@@ -25,7 +25,7 @@ from ._pipeline_config import PipelineConfig, default_pipeline_config, validate_
 from ._pipeline_figures import plot
 from ._report import write_report
 from ._represent import sources
-from ._steps import step_decoding, step_measure, step_neural, step_stimuli, step_train, step_v2net
+from ._steps import derived_seeds, step_decoding, step_measure, step_neural, step_stimuli, step_train, step_v2net
 
 __all__ = ["run"]
 
@@ -88,8 +88,9 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
     (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with data.atomic_write(out / "config.json") as tmp:
-        tmp.write_text(json.dumps({"config": config.to_dict(), **{k: v for k, v in data.provenance().items()
-                                                                  if k != "config"}}, indent=2, default=list))
+        tmp.write_text(json.dumps({"config": config.to_dict(), "derived_seeds": derived_seeds(config),
+                                   **{k: v for k, v in data.provenance().items() if k != "config"}},
+                                  indent=2, default=list))
     o = str(out)
     manifest = Manifest(out)
     timings: dict[str, float] = {}

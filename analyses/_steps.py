@@ -65,6 +65,17 @@ def recognition_config(config: PipelineConfig) -> lcl.RecognitionConfig:
                               {"seed": data.derive_seed(config.seed, "v2net"), "device": config.device})
 
 
+def derived_seeds(config: PipelineConfig) -> dict[str, int]:
+    """The seeds the making steps use, by name (written into ``config.json``; the measuring steps' seeds are in
+    their result files)."""
+    seeds = {"stimuli": stimuli_config(config).seed, "lcl": model_config(config, config.models[0]).train.seed,
+             "neural": simulated_config(config).seed, "v2net": recognition_config(config).seed}
+    d = decoding_config(config)
+    seeds.update({f"decoding.{f.name}": getattr(d, f.name).seed for f in dataclasses.fields(d)
+                  if hasattr(getattr(d, f.name), "seed")})
+    return seeds
+
+
 def _threads(n: int) -> None:
     """Hold this job to ``n`` threads: torch's and the BLAS/OpenMP pools numpy and scikit-learn use.
 

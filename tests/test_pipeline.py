@@ -153,6 +153,8 @@ def test_tiny_run_writes_results_figures_and_report(tiny_run):
                  "figure:texture_modulation"):
         assert (out / manifest[name]).exists(), name
     assert "predictivity:neural" not in manifest
+    seeds = json.loads((out / "config.json").read_text())["derived_seeds"]
+    assert seeds["stimuli"] == data.derive_seed(0, "stimuli") == int(data.load(out / manifest["stimuli"]).attrs["seed"])
     # the modulation results of the neural data are those of analyses.texture_modulation on the saved recording
     neural = data.load(out / "results" / "neural.nc")
     expected = analyses.texture_modulation(neural)
