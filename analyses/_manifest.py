@@ -43,17 +43,25 @@ class Manifest:
     """Named results of one run folder (names -> paths relative to it)."""
 
     def __init__(self, root: str | Path, results: Mapping[str, str] | None = None) -> None:
+        """``results``: names -> paths relative to ``root``, as stored in ``manifest.json``."""
         self.root = Path(root)
         self.results: dict[str, str] = {}
-        self.add(results or {})
+        for name, rel in (results or {}).items():
+            if not isinstance(name, str) or not name or not isinstance(rel, str) or Path(rel).is_absolute():
+                raise ValueError(f"a manifest maps names to paths relative to the run folder, got {name!r}: {rel!r}")
+            self.results[name] = rel
 
     def add(self, results: Mapping[str, str | Path]) -> Manifest:
-        """Record results (``name -> path``, absolute or relative to the run folder); returns ``self``."""
+        """Record results (``name -> path`` of a file or folder inside the run folder, as a path of this process:
+        absolute or relative to the working directory); returns ``self``."""
+        root = self.root.resolve()
         for name, path in results.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"result names must be non-empty strings, got {name!r}")
-            p = Path(path)
-            self.results[name] = str(p.relative_to(self.root) if p.is_absolute() else p)
+            try:
+                self.results[name] = str(Path(path).resolve().relative_to(root))
+            except ValueError:
+                raise ValueError(f"result {name!r} at {path} lies outside the run folder {root}") from None
         return self
 
     def path(self, name: str) -> Path:

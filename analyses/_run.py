@@ -91,7 +91,7 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
         tmp.write_text(json.dumps({"config": config.to_dict(), "derived_seeds": derived_seeds(config),
                                    **{k: v for k, v in data.provenance().items() if k != "config"}},
                                   indent=2, default=list))
-    o = str(out)
+    o = str(out.resolve())  # the steps (in other processes and working directories) return absolute paths
     manifest = Manifest(out)
     timings: dict[str, float] = {}
     # The stimulus synthesis (one core, ~9 min for the protocol) is the longest job: start it first, so the

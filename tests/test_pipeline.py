@@ -248,3 +248,22 @@ def test_every_pipeline_field_is_checked_when_loaded(table, key, value, match):
     with pytest.raises((ValueError, TypeError), match=match):
         analyses.validate_pipeline_config(analyses.pipeline_config_from_dict(values))
     assert time.perf_counter() - t0 < 5.0  # before any job starts
+
+
+def test_manifest_stores_paths_relative_to_the_run_folder(tmp_path, monkeypatch):
+    from analyses._manifest import Manifest
+
+    monkeypatch.chdir(tmp_path)
+    run = Path("run")  # a relative run folder, as `--out outputs/demo` gives
+    (run / "results").mkdir(parents=True)
+    m = Manifest(run).add({"stimuli": run / "results" / "stimuli.nc",
+                           "modulation:lcl:stage2": (run / "results" / "m.nc").resolve()})
+    m.save()
+    loaded = Manifest.load(tmp_path / "run")
+    assert loaded.results == {"stimuli": "results/stimuli.nc", "modulation:lcl:stage2": "results/m.nc"}
+    assert loaded.path("stimuli") == tmp_path / "run" / "results" / "stimuli.nc"
+    assert loaded.of_kind("modulation") == {"lcl_stage2": tmp_path / "run" / "results" / "m.nc"}
+    with pytest.raises(KeyError, match="no result 'neural'"):
+        loaded.path("neural")
+    with pytest.raises(ValueError, match="outside the run folder"):
+        m.add({"x": tmp_path / "elsewhere.nc"})
