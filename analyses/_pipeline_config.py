@@ -244,6 +244,9 @@ class PipelineConfig(data.Config):
             raise ValueError("stimuli.n_samples must be at least 2: the samples of a family are its manifold's points")
         for name, _ in _COMPONENTS:
             for place, value, default in _run_fields(getattr(self, name), name):
+                if place == "predictivity.seed":
+                    raise ValueError(f"predictivity.seed = {value!r}: the main job keeps Brain-Score's split seed "
+                                     f"(random_state {default!r}) so that its scores are Brain-Score's; remove it")
                 what = place.rsplit(".", 1)[1]
                 raise ValueError(
                     f"{place} = {value!r}: the main job sets every component's {what} from its top-level "

@@ -46,6 +46,7 @@ def test_every_step_seed_derives_from_the_root_seed():
     ({"neural": {"simulated": {"seed": 3}}}, "neural.simulated.seed"),
     ({"lcl": {"train": {"seed": 3}}}, "lcl.train.seed"),
     ({"lcl": {"train": {"device": "cuda"}}}, "lcl.train.device"),
+    ({"predictivity": {"seed": 2}}, "Brain-Score's split seed"),
 ])
 def test_component_seeds_and_devices_are_set_by_the_main_job_only(changes, match):
     with pytest.raises(ValueError, match=match):
