@@ -1,18 +1,10 @@
 """Compare models with primate V1/V2 data: texture stimuli, simulated recordings, texture modulation, neural
 predictivity (Brain-Score convention), batch jobs and publication figures."""
 
-from ._textures import (
-    LARGE_TEXTURE_FAMILIES,
-    PROTOCOL_FAMILIES,
-    crop_to_stimulus,
-    TextureStimuliConfig,
-    default_cache_dir,
-    phase_randomize,
-    portilla_simoncelli_loss,
-    raised_cosine_aperture,
-    texture_stimuli,
-    validate_texture_config,
-)
+from ._texture_config import (LARGE_TEXTURE_FAMILIES, PROTOCOL_FAMILIES, TextureStimuliConfig, default_cache_dir,
+                              validate_texture_config)
+from ._texture_images import crop_to_stimulus, phase_randomize, portilla_simoncelli_loss, raised_cosine_aperture
+from ._textures import texture_stimuli
 from ._assemblies import RESPONSE_WINDOW_MS, average_repetitions, average_time
 from ._figures import (
     plot_predictivity,
@@ -22,15 +14,8 @@ from ._figures import (
 from ._jobs import EXECUTORS, JobFailure, JobsFailedError, JobStep, run_jobs
 from ._modulation import (READOUTS, bootstrap_mean_ci, modulation_index, record_units, responsive_units,
                           texture_modulation)
-from ._predictivity import (
-    SCORE_CONVENTION,
-    PredictivityConfig,
-    brainscore_order,
-    neural_predictivity,
-    spearman_brown,
-    split_half_ceiling,
-    validate_predictivity_config,
-)
+from ._consistency import brainscore_order, spearman_brown, split_half_ceiling
+from ._predictivity import SCORE_CONVENTION, PredictivityConfig, neural_predictivity, validate_predictivity_config
 from ._simulated import SimulatedRecordingConfig, simulated_recording, validate_simulated_config
 
 __all__ = [
@@ -79,21 +64,12 @@ __all__ = [
     "average_repetitions",
     "RESPONSE_WINDOW_MS",
 ]
-from ._pipeline import (
-    MODELS,
-    STAGES,
-    GeometryConfig,
-    JobsConfig,
-    ModulationConfig,
-    NeuralDataConfig,
-    PipelineConfig,
-    default_pipeline_config,
-    pipeline_config_from_dict,
-    plot,
-    run,
-    validate_pipeline_config,
-    write_report,
-)
+from ._pipeline_config import (MODELS, STAGES, PipelineConfig, default_pipeline_config, pipeline_config_from_dict,
+                               validate_pipeline_config)
+from ._pipeline_figures import plot
+from ._report import write_report
+from ._run import run
+from ._step_configs import GeometryConfig, JobsConfig, ModulationConfig, NeuralDataConfig
 
 __all__ += [
     # the main job

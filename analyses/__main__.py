@@ -1,8 +1,9 @@
 """Command line of the main job.
 
-``python -m analyses run [--config CONFIG.toml] [--out DIR]`` runs everything (the embedded default without
-``--config``); ``python -m analyses plot RESULTS_DIR`` re-draws every figure and the report from saved results;
-``python -m analyses config`` prints the embedded default config as JSON.
+``python -m analyses run [--config CONFIG.toml] [--out DIR] [--device cpu|cuda|cuda:N]`` runs everything (the
+embedded default without ``--config``); ``python -m analyses plot RESULTS_DIR`` re-draws every figure and the report
+from saved results (found by name in its ``manifest.json``); ``python -m analyses config`` prints the embedded
+default config as JSON.
 
 Bad input (an unknown or ill-typed config key, an out-of-range value, a missing or unreadable config file, a
 damaged results folder) is reported as one line ``error: ...`` on stderr, exit status 2, before any work;
@@ -23,7 +24,10 @@ from typing import Any
 
 import data
 
-from ._pipeline import PipelineConfig, pipeline_config_from_dict, plot, run, validate_pipeline_config, write_report
+from ._pipeline_config import PipelineConfig, pipeline_config_from_dict, validate_pipeline_config
+from ._pipeline_figures import plot
+from ._report import write_report
+from ._run import run
 
 _DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
 
@@ -102,7 +106,7 @@ def _check_types(values: Mapping[str, Any], cls: type, where: str = "") -> None:
             _check_types(value, hint, f"[{table + '.' if table else ''}{key}] ")
 
 
-def _config(path: str | None):
+def _config(path: str | None, device: str | None = None):
     try:
         values = data.load_toml(path) if path else {}
     except _INPUT_ERRORS as exc:
@@ -110,6 +114,8 @@ def _config(path: str | None):
     _check_types(values, PipelineConfig)
     try:
         config = pipeline_config_from_dict(values)
+        if device is not None:
+            config = config.replace(device=device)
         return validate_pipeline_config(config)
     except _INPUT_ERRORS as exc:
         raise _UsageError(_message(exc)) from exc
@@ -122,7 +128,8 @@ def _check_results(results_dir: Path) -> None:
     """
     if not results_dir.is_dir():
         raise _UsageError(f"no such results folder: {results_dir}")
-    for path in [results_dir / "config.json", *sorted((results_dir / "results").glob("*.json"))]:
+    for path in [results_dir / "config.json", results_dir / "manifest.json",
+                 *sorted((results_dir / "results").glob("*.json"))]:
         if path.is_file():
             try:
                 json.loads(path.read_text())
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", parents=[common], help="run the main job (default: the embedded default config)")
     p_run.add_argument("--config", help="TOML file; its tables change only the keys they name")
     p_run.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p_run.add_argument("--device", help="torch device of the run: cpu, cuda or cuda:N (overrides the config's device)")
     p_plot = sub.add_parser("plot", parents=[common],
                             help="re-draw every figure and the report from a results folder")
     p_plot.add_argument("results_dir")
@@ -182,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plot":
             _plot(args.results_dir)
             return 0
-        config = _config(args.config)
+        config = _config(args.config, getattr(args, "device", None))
         if args.command == "config":
-            print(json.dumps(dataclasses.asdict(config), indent=2, default=list))
+            print(json.dumps(config.to_dict(), indent=2, default=list))
             return 0
         try:
             run(config, args.out)

@@ -125,7 +125,7 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title("mean, 95 % CI, median ($|$); responsive / all units", fontsize=7, loc="left")
         fig.tight_layout(pad=0.4)
-        return save_figure(fig, path_stem)
+        return save_figure(fig, path_stem, width="single")
 
 
 def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
@@ -206,7 +206,7 @@ def plot_predictivity(results: Any, path_stem: str | os.PathLike) -> list[Path]:
         ax_norm.legend(title="region")
         ax_raw.legend()
         fig.tight_layout()
-        return save_figure(fig, path_stem)
+        return save_figure(fig, path_stem, width="double")
 
 
 def plot_texture_stimuli(stimuli: xr.Dataset | str | os.PathLike, path_stem: str | os.PathLike, *,
@@ -292,4 +292,4 @@ def plot_texture_stimuli(stimuli: xr.Dataset | str | os.PathLike, path_stem: str
             for side in ("left", "bottom"):
                 ax.spines[side].set_visible(False)
         fig.tight_layout()
-        return save_figure(fig, path_stem)
+        return save_figure(fig, path_stem, width="double")

@@ -23,8 +23,8 @@ N_BOOT_RANGE = (10, 1_000_000)
 
 def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stage1", "stage2"), *,
                  readout: str = "center", receptive_fields: Mapping[str, tuple[int, int]] | None = None,
-                 regions: Mapping[str, str] | None = None, batch_size: int = 16, progress: bool = False
-                 ) -> dict[str, xr.DataArray]:
+                 regions: Mapping[str, str] | None = None, batch_size: int = 16, device: Any = None,
+                 progress: bool = False) -> dict[str, xr.DataArray]:
     """Model units for the texture protocol: one unit per channel of each layer.
 
     ``readout="center"`` (the default, as Brain-Score's Marques2020 benchmarks do) takes, in every channel, the
@@ -46,8 +46,8 @@ def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stag
         Receptive fields of the layers (``"center"`` only); default: from an :class:`lcl.V1V2`.
     regions
         ``layer -> region`` labels (default: the layer names).
-    batch_size, progress
-        As :func:`data.record`.
+    batch_size, device, progress
+        As :func:`data.record` (``device``: the torch device to run on, default the model's).
 
     Returns
     -------
@@ -82,7 +82,7 @@ def record_units(model: Any, stimuli: xr.Dataset, layers: Sequence[str] = ("stag
         receptive_fields = {name: tuple(model.rf(int(name[-1]))) for name in layers if name in ("stage1", "stage2")}
     return data.record(model, stimuli, layers, pool=readout, batch_size=batch_size,
                        receptive_fields=receptive_fields if readout == "center" else None,
-                       regions=regions or {name: name for name in layers}, progress=progress)
+                       regions=regions or {name: name for name in layers}, device=device, progress=progress)
 
 TEXTURE, NOISE = "texture", "noise"
 

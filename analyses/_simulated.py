@@ -21,7 +21,7 @@ MAX_TIME_BINS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulatedRecordingConfig:
+class SimulatedRecordingConfig(data.Config):
     """Parameters of the simulated V1/V2 population.
 
     V1 units are complex cells: the energy ``E = |z|^2`` of a quadrature pair (an analytic log-Gabor filter at
@@ -79,7 +79,8 @@ class SimulatedRecordingConfig:
     driven_rate
         Median driven rate at the ensemble-mean drive (spikes/s); per unit log-normal with sigma 0.5.
     seed
-        Seed of unit parameters and Poisson trials.
+        Seed of unit parameters and Poisson trials (the recording's root seed when used on its own; in the main job
+        it is not set: the job writes ``data.derive_seed(root, "neural")`` here).
 
     Raises
     ------
@@ -115,7 +116,7 @@ class SimulatedRecordingConfig:
     driven_rate: float = 20.0
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check_fields(self)
 
 
@@ -154,7 +155,7 @@ def validate_simulated_config(config: SimulatedRecordingConfig, stimuli: xr.Data
     if not isinstance(config, SimulatedRecordingConfig):
         raise TypeError(f"expected a SimulatedRecordingConfig, got {type(config).__name__}")
     c = config
-    _check_fields(c)
+    c.validate()  # the constructor's checks again, for a config changed after construction
     if stimuli is not None:
         data.validate_stimuli(stimuli)
         if stimuli["image"].ndim != 3:

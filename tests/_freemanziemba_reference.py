@@ -17,16 +17,29 @@ REFERENCE = Path(__file__).parent / "data" / "brainscore_freemanziemba.json"
 REGIONS = np.array(["V1"] * 10 + ["V2"] * 10)
 
 
-def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    """``(stimulus ids, texture types, model features (120, 40), trials (20, 120, 20), sha256 of the numbers)``."""
-    rng = np.random.default_rng(2026)
+def freemanziemba_shaped(seed: int, *, n_neuroids: int, n_signal: int, noise: float, offset: float = 0.0,
+                         n_repetitions: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """FreemanZiemba2013-shaped numbers: 15 families x 2 texture types x 4 samples listed in a shuffled order, 40
+    model features, ``n_neuroids`` neuroids driven by the first ``n_signal`` features (plus ``offset``) and
+    Gaussian trial noise of s.d. ``noise``.
+
+    Returns ``(stimulus ids, texture types, model features (120, 40), trials (n_repetitions, 120, n_neuroids))``.
+    """
+    rng = np.random.default_rng(seed)
     fam, kind, sample = np.meshgrid(np.arange(15), ["noise", "texture"], np.arange(4), indexing="ij")
     ids = np.array([f"{k}-{f:02d}-{s}" for f, k, s in zip(fam.ravel(), kind.ravel(), sample.ravel())])
     shuffle = rng.permutation(len(ids))
     ids, types = ids[shuffle], kind.ravel()[shuffle]
     feats = rng.normal(size=(len(ids), 40))
-    signal = feats[:, :8] @ rng.normal(size=(8, len(REGIONS))) + 3.0
-    trials = signal[None] + 8.0 * rng.normal(size=(20, len(ids), len(REGIONS)))
+    signal = feats[:, :n_signal] @ rng.normal(size=(n_signal, n_neuroids)) + offset
+    trials = signal[None] + noise * rng.normal(size=(n_repetitions, len(ids), n_neuroids))
+    return ids, types, feats, trials
+
+
+def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(stimulus ids, texture types, model features (120, 40), trials (20, 120, 20), sha256 of the numbers)``."""
+    ids, types, feats, trials = freemanziemba_shaped(2026, n_neuroids=len(REGIONS), n_signal=8, noise=8.0,
+                                                     offset=3.0)
     digest = hashlib.sha256(np.ascontiguousarray(trials).tobytes() + np.ascontiguousarray(feats).tobytes())
     return ids, types, feats, trials, digest.hexdigest()
 

@@ -19,6 +19,17 @@ def trials_assembly(trials: np.ndarray, **coords) -> "data.xr.DataArray":
                          **coords)
 
 
+def noise_pair(seed: int, n_model_stimuli: int, n_features: int):
+    """``(neural, model)``: pure-noise trials (2 repetitions x 60 stimuli x 3 neuroids) and noise features of the
+    first ``n_model_stimuli`` stimuli (the same ``s0000``... ids)."""
+    rng = np.random.default_rng(seed)
+    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
+    model = data.assembly(rng.normal(size=(n_model_stimuli, n_features)),
+                          stimulus_id=[f"s{i:04d}" for i in range(n_model_stimuli)],
+                          neuroid_id=[f"f{i}" for i in range(n_features)])
+    return neural, model
+
+
 def test_spearman_brown_formula():
     np.testing.assert_allclose(analyses.spearman_brown([0.0, 0.5, 1.0]), [0.0, 2 / 3, 1.0])
     assert float(analyses.spearman_brown(0.25, n=4)) == pytest.approx(4 * 0.25 / (1 + 3 * 0.25))
@@ -165,19 +176,13 @@ def test_stratified_splits_balance_texture_type():
     (dict(train_size=0.98), "at least 3 test stimuli"),
 ])
 def test_rejects_bad_inputs_before_fitting(kwargs, message):
-    rng = np.random.default_rng(6)
-    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
-    model = data.assembly(rng.normal(size=(60, 30)), stimulus_id=[f"s{i:04d}" for i in range(60)],
-                          neuroid_id=[f"f{i}" for i in range(30)])
+    neural, model = noise_pair(6, 60, 30)
     with pytest.raises(ValueError, match=message):
         analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(**{"stratify": None, **kwargs}))
 
 
 def test_missing_stimuli_and_repetitions_are_reported():
-    rng = np.random.default_rng(7)
-    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
-    model = data.assembly(rng.normal(size=(50, 4)), stimulus_id=[f"s{i:04d}" for i in range(50)],
-                          neuroid_id=[f"f{i}" for i in range(4)])
+    neural, model = noise_pair(7, 50, 4)
     with pytest.raises(ValueError, match="10 neural stimuli are missing"):
         analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2, stratify=None))
     averaged = analyses.average_repetitions(neural)
@@ -229,15 +234,10 @@ def test_defaults_reproduce_brainscores_procedure_on_a_freemanziemba_shaped_asse
     # V2; stimuli listed in a shuffled order (the sort is part of the convention). Tolerance: both sides run the
     # same float64 operations except the reduction order of means and Pearson sums (n <= 120 terms), so they
     # agree to ~1e-13; 1e-10 leaves room for BLAS differences inside PLS (25 components, a few hundred flops each).
-    rng = np.random.default_rng(11)
-    fam, kind, sample = np.meshgrid(np.arange(15), ["noise", "texture"], np.arange(4), indexing="ij")
-    ids = np.array([f"{k}-{f:02d}-{s}" for f, k, s in zip(fam.ravel(), kind.ravel(), sample.ravel())])
-    shuffle = rng.permutation(len(ids))
-    ids, types = ids[shuffle], kind.ravel()[shuffle]
-    feats = rng.normal(size=(len(ids), 40))
-    n_rep, n_neu = 20, 12
-    signal = feats[:, :6] @ rng.normal(size=(6, n_neu))
-    trials = signal[None] + 2.0 * rng.normal(size=(n_rep, len(ids), n_neu))
+    from _freemanziemba_reference import freemanziemba_shaped
+
+    ids, types, feats, trials = freemanziemba_shaped(11, n_neuroids=12, n_signal=6, noise=2.0)
+    n_rep = trials.shape[0]
     neural = trials_assembly(trials, region=("neuroid", ["V1"] * 6 + ["V2"] * 6))
     neural = neural.assign_coords(stimulus_id=("presentation", np.repeat(ids, n_rep)),
                                   texture_type=("presentation", np.repeat(types, n_rep)))
@@ -259,10 +259,7 @@ def test_defaults_reproduce_brainscores_procedure_on_a_freemanziemba_shaped_asse
 
 
 def test_missing_stratification_coordinate_is_an_error_not_a_fallback():
-    rng = np.random.default_rng(12)
-    neural = trials_assembly(rng.normal(size=(2, 60, 3)))
-    model = data.assembly(rng.normal(size=(60, 4)), stimulus_id=[f"s{i:04d}" for i in range(60)],
-                          neuroid_id=[f"f{i}" for i in range(4)])
+    neural, model = noise_pair(12, 60, 4)
     with pytest.raises(ValueError, match="no presentation coordinate 'texture_type'.*stratify=None"):
         analyses.neural_predictivity(model, neural, analyses.PredictivityConfig(n_components=2))
 

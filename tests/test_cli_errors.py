@@ -240,8 +240,18 @@ def test_analyses_missing_config(tmp_path):
                     tmp_path / "missing.toml")
 
 
+def _manifest(run, **results):
+    """A run folder's manifest.json naming ``results`` (name -> path relative to the folder)."""
+    import json
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({"format": "lcl-workbench manifest", "version": 1,
+                                                   "results": results}))
+
+
 def test_analyses_plot_of_a_truncated_results_file(tmp_path):
     stimuli = _truncated_nc(tmp_path / "results" / "stimuli.nc")
+    _manifest(tmp_path, stimuli="results/stimuli.nc")
     _one_error_line(_cli("analyses", "plot", tmp_path), stimuli)
     assert not any((tmp_path / "figures").glob("*.png"))
 
@@ -270,6 +280,7 @@ def test_analyses_plot_of_damaged_folders_in_process(tmp_path, capsys):
     a = data.assembly(np.zeros((2, 2)), stimulus_id=["a", "b"], neuroid_id=["n0", "n1"])
     run = tmp_path / "run"
     data.save(a, run / "results" / "stimuli.nc")
+    _manifest(run, stimuli="results/stimuli.nc")
     damaged = [
         (run / "config.json", b'{"config": '),
         (run / "models" / "lcl" / "log.jsonl", b'{"step": 1}\n{"st'),
@@ -286,6 +297,9 @@ def test_analyses_plot_of_damaged_folders_in_process(tmp_path, capsys):
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and str(path) in err[0], err
         path.unlink()
+    (run / "manifest.json").write_bytes(b'{"results": ')
+    assert main(["plot", str(run)]) == 2
+    assert str(run / "manifest.json") in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert "nothing" in capsys.readouterr().err
     with pytest.raises(_UsageError, match="nothing"):

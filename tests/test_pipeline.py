@@ -3,7 +3,6 @@ resuming without recomputation."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,59 @@ TINY = Path(__file__).resolve().parents[1] / "configs" / "pipeline_tiny.toml"
 
 
 def tiny_config(**changes):
-    cfg = analyses.pipeline_config_from_dict(data.load_toml(TINY))
-    return dataclasses.replace(cfg, **changes)
+    return analyses.PipelineConfig.load(TINY).replace(**changes)
+
+
+def test_tiny_toml_is_the_tiny_preset_and_the_default_is_the_demo_preset():
+    assert analyses.PipelineConfig.load(TINY) == analyses.PipelineConfig.preset("tiny")
+    assert analyses.pipeline_config_from_dict(data.load_toml(TINY)) == analyses.PipelineConfig.preset("tiny")
+    assert analyses.default_pipeline_config() == analyses.PipelineConfig.preset("demo") == analyses.PipelineConfig()
+    cfg = analyses.PipelineConfig.preset("tiny")
+    assert analyses.PipelineConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_every_step_seed_derives_from_the_root_seed():
+    from analyses import _steps
+
+    cfg = tiny_config(seed=5)
+    assert _steps.stimuli_config(cfg).seed == data.derive_seed(5, "stimuli")
+    assert _steps.simulated_config(cfg).seed == data.derive_seed(5, "neural")
+    assert _steps.model_config(cfg, "lcl").train.seed == data.derive_seed(5, "lcl")
+    assert _steps.model_config(cfg, "untrained").train.seed == data.derive_seed(5, "lcl")  # paired controls
+    assert _steps.decoding_config(cfg).retina.seed == data.derive_seed(5, "decoding", "retina")
+    assert _steps.recognition_config(cfg).seed == data.derive_seed(5, "v2net")
+    assert _steps.stimuli_config(tiny_config(seed=6)).seed != _steps.stimuli_config(cfg).seed
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"stimuli": {"seed": 3}}, "stimuli.seed = 3"),
+    ({"neural": {"simulated": {"seed": 3}}}, "neural.simulated.seed"),
+    ({"lcl": {"train": {"seed": 3}}}, "lcl.train.seed"),
+    ({"lcl": {"train": {"device": "cuda"}}}, "lcl.train.device"),
+    ({"predictivity": {"seed": 2}}, "Brain-Score's split seed"),
+])
+def test_component_seeds_and_devices_are_set_by_the_main_job_only(changes, match):
+    with pytest.raises(ValueError, match=match):
+        analyses.PipelineConfig.from_dict(changes)
+
+
+def test_device_option_is_checked():
+    assert tiny_config(device="cuda:1").device == "cuda:1"
+    assert tiny_config().device == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        tiny_config(device="gpu")
+    with pytest.raises(TypeError, match="device must be a string"):
+        tiny_config(device=0)
+    import torch
+
+    if torch.cuda.device_count() < 8:
+        with pytest.raises(ValueError, match="device"):
+            analyses.validate_pipeline_config(tiny_config(device="cuda:7"))
+    from analyses import _steps
+
+    cfg = tiny_config(device="cuda:1")
+    assert _steps.model_config(cfg, "lcl").train.device == "cuda:1"
+    assert _steps.recognition_config(cfg).device == "cuda:1"
 
 
 def _forbid(monkeypatch, *targets):
@@ -54,7 +104,7 @@ def test_config_tables_change_only_named_keys():
     ],
 )
 def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, changes, message):
-    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"))
+    _forbid(monkeypatch, (lcl, "train"), (analyses._steps, "texture_stimuli"), (decoding, "run_study"))
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=message):
         analyses.run(tiny_config(**changes), out)
@@ -95,6 +145,17 @@ def test_tiny_run_writes_results_figures_and_report(tiny_run):
     report = (out / "report.md").read_text()
     for png in pngs:
         assert f"(figures/{png})" in report
+    # the manifest names every result; every named file exists
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())["results"]
+    for name in ("stimuli", "neural", "model:lcl", "model:untrained", "decoding", "modulation:lcl:stage2",
+                 "predictivity:pixels", "geometry:neural:V1", "modulation:neural", "timings",
+                 "figure:texture_modulation"):
+        assert (out / manifest[name]).exists(), name
+    assert "predictivity:neural" not in manifest
+    seeds = json.loads((out / "config.json").read_text())["derived_seeds"]
+    assert seeds["stimuli"] == data.derive_seed(0, "stimuli") == int(data.load(out / manifest["stimuli"]).attrs["seed"])
     # the modulation results of the neural data are those of analyses.texture_modulation on the saved recording
     neural = data.load(out / "results" / "neural.nc")
     expected = analyses.texture_modulation(neural)
@@ -108,22 +169,25 @@ def test_replot_reproduces_figures_without_recomputation(tiny_run, monkeypatch):
     before = {p.name: p.stat().st_size for p in (out / "figures").iterdir()}
     for p in (out / "figures").iterdir():
         p.unlink()
-    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"),
-            (analyses._pipeline, "neural_predictivity"), (analyses._pipeline, "texture_modulation"),
-            (analyses._pipeline, "simulated_recording"))
+    _forbid(monkeypatch, (lcl, "train"), (analyses._steps, "texture_stimuli"), (decoding, "run_study"),
+            (analyses._steps, "neural_predictivity"), (analyses._steps, "texture_modulation"),
+            (analyses._steps, "simulated_recording"))
     written = analyses.plot(out)
     assert {p.name for p in written} == set(before)
 
 
 def test_rerun_resumes_from_saved_outputs(tiny_run, monkeypatch):
-    _forbid(monkeypatch, (lcl, "train"), (analyses._pipeline, "texture_stimuli"), (decoding, "run_study"),
-            (analyses._pipeline, "neural_predictivity"), (analyses._pipeline, "simulated_recording"))
+    _forbid(monkeypatch, (lcl, "train"), (analyses._steps, "texture_stimuli"), (decoding, "run_study"),
+            (analyses._steps, "neural_predictivity"), (analyses._steps, "simulated_recording"))
     analyses.run(tiny_config(), tiny_run)
     assert (tiny_run / "report.md").is_file()
 
 
 def test_plot_rejects_folder_without_results(tmp_path):
     with pytest.raises(ValueError, match="no results"):
+        analyses.plot(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a manifest"):
         analyses.plot(tmp_path)
 
 
@@ -134,6 +198,9 @@ def test_cli_rejects_bad_config_with_exit_code(tmp_path, capsys):
     bad.write_text('models = ["resnet"]\n')
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown model" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["run", "--device", "gpu", "--out", str(tmp_path / "o")]) == 2
+    assert "device must be" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -182,3 +249,22 @@ def test_every_pipeline_field_is_checked_when_loaded(table, key, value, match):
     with pytest.raises((ValueError, TypeError), match=match):
         analyses.validate_pipeline_config(analyses.pipeline_config_from_dict(values))
     assert time.perf_counter() - t0 < 5.0  # before any job starts
+
+
+def test_manifest_stores_paths_relative_to_the_run_folder(tmp_path, monkeypatch):
+    from analyses._manifest import Manifest
+
+    monkeypatch.chdir(tmp_path)
+    run = Path("run")  # a relative run folder, as `--out outputs/demo` gives
+    (run / "results").mkdir(parents=True)
+    m = Manifest(run).add({"stimuli": run / "results" / "stimuli.nc",
+                           "modulation:lcl:stage2": (run / "results" / "m.nc").resolve()})
+    m.save()
+    loaded = Manifest.load(tmp_path / "run")
+    assert loaded.results == {"stimuli": "results/stimuli.nc", "modulation:lcl:stage2": "results/m.nc"}
+    assert loaded.path("stimuli") == tmp_path / "run" / "results" / "stimuli.nc"
+    assert loaded.of_kind("modulation") == {"lcl_stage2": tmp_path / "run" / "results" / "m.nc"}
+    with pytest.raises(KeyError, match="no result 'neural'"):
+        loaded.path("neural")
+    with pytest.raises(ValueError, match="outside the run folder"):
+        m.add({"x": tmp_path / "elsewhere.nc"})
