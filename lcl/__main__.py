@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--config", type=Path, help="TOML file with [backend] and [recognition] tables")
     v.add_argument("--demo", action="store_true", help="small demo recognition config")
     v.add_argument("--out", type=Path, help="output folder (default: RUN/v2net)")
+    v.add_argument("--resume", action="store_true", help="continue each front end from OUT/v2net_<front end>.pt")
     v.add_argument("--device", help="override recognition.device")
 
     e = sub.add_parser("export-brainscore", parents=[common],
@@ -218,7 +219,7 @@ def _v2net(args: argparse.Namespace) -> int:
     except _INPUT_ERRORS as exc:
         raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
     out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
-    results = lcl.corruption_benchmark(front, backend, recognition, out)
+    results = lcl.corruption_benchmark(front, backend, recognition, out, resume=args.resume)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
     return 0
 
