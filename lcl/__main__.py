@@ -120,18 +120,12 @@ def _checkpoint_file(run: Path) -> Path:
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """Load an LCL checkpoint, turning a missing, truncated or foreign file into a _UsageError naming it."""
-    import torch
+    import lcl
 
-    if not path.is_file():
-        raise _UsageError(f"no LCL checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - whatever unpickling this file raises, the fault is the file's
-        raise _UsageError(f"cannot read the checkpoint {path} (truncated or not a torch file?): "
-                          f"{type(exc).__name__}: {_message(exc)}") from exc
-    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
-        raise _UsageError(f"{path} is not an LCL checkpoint (it needs 'config' and 'model' entries)")
-    return state
+        return lcl.load_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _UsageError(_message(exc)) from exc
 
 
 def _train_config(args: argparse.Namespace):
