@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._checks import check_choice, check_float, check_int, check_path, check_seed, check_str
+from ._checks import check_bool, check_choice, check_device, check_float, check_int, check_path, check_seed, check_str
 from ._distributed import rank_and_world
 from ._io import atomic_write, provenance
 
@@ -167,8 +167,6 @@ def autocast(device: Any, precision: str = "float32") -> Any:
     """
     import torch
 
-    from ._checks import check_device
-
     device = check_device("device", device)
     precision = check_choice("precision", precision, PRECISIONS)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
@@ -208,8 +206,6 @@ def wrap_ddp(module: Any, device: Any, *, compile: bool = False) -> Any:
     True
     """
     import torch
-
-    from ._checks import check_bool, check_device
 
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -252,8 +248,6 @@ def progress_bar(total: int, *, initial: int = 0, desc: str = "train", enabled: 
     >>> bar.close()
     """
     from tqdm.auto import tqdm
-
-    from ._checks import check_bool
 
     total = check_int("total", total, low=0)
     initial = check_int("initial", initial, low=0)
@@ -394,7 +388,7 @@ def load_checkpoint(path: str | os.PathLike, *, config: Mapping[str, Any] | None
     runtime
         Dotted field names (``"train.device"``) that may differ without changing the result.
     map_location
-        Where the tensors go (``torch.load``'s ``map_location``).
+        The device the tensors go to.
 
     Returns
     -------
@@ -404,7 +398,7 @@ def load_checkpoint(path: str | os.PathLike, *, config: Mapping[str, Any] | None
     ------
     TypeError
         Naming the argument, for a non-path ``path``, a ``config`` that is not a dict, ``runtime`` names that
-        are not strings.
+        are not strings, a ``map_location`` that is not a device.
     FileNotFoundError
         If ``path`` names no file.
     ValueError
@@ -422,16 +416,18 @@ def load_checkpoint(path: str | os.PathLike, *, config: Mapping[str, Any] | None
     >>> data.load_checkpoint(p, config={"train": {"lr": 0.2, "device": "cpu"}})
     Traceback (most recent call last):
     ...
-    ValueError: checkpoint ... was written with other settings: the config differs in ['train.lr'] (0.1 there, 0.2 here); resume with the same config (runtime fields that may change: none)
+    ValueError: checkpoint ... other settings: the config differs in ['train.lr'] (0.1 there, 0.2 here); ...
     """
     import torch
 
     path = check_path("path", path)
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
-    if isinstance(runtime, str) or not all(isinstance(r, str) for r in runtime):
-        raise TypeError(f"runtime must be an iterable of dotted field names, got {runtime!r:.80}")
+    if isinstance(runtime, (str, bytes)) or not isinstance(runtime, Iterable) or \
+            not all(isinstance(r, str) for r in runtime):
+        raise TypeError(f"runtime must be an iterable of dotted field names, got {type(runtime).__name__}")
     runtime = sorted(runtime)
+    map_location = check_device("map_location", map_location)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:

@@ -190,6 +190,13 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
     return torch.stack(res)[:, None]
 
 
+def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
+    """Learning rate of global step ``step`` of ``total``: the peak scaled for the global batch, times the
+    schedule (:func:`data.lr_factor`)."""
+    peak = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
+    return peak * data.lr_factor(step, total, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule)
+
+
 #: TrainConfig fields that may differ between an interrupted training and its resumption (``epochs``: a finished
 #: run may be extended).
 _RUNTIME = ("train.epochs", "train.checkpoint_every")
@@ -304,7 +311,6 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     steps_per_epoch = math.ceil(len(x) / (config.batch_size * world))
     total = steps_per_epoch * config.epochs
-    peak = data.scaled_lr(config.lr, config.batch_size * world, config.lr_scaling, config.reference_batch)
     bar = data.progress_bar(total, initial=start_epoch * steps_per_epoch, desc="enhancer", enabled=progress)
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
@@ -323,8 +329,8 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
                 sse = ((out.float() - yb) ** 2).sum()
                 # mean over the global batch; DDP averages the processes' gradients, hence the factor world
                 n_global = glob * patch * patch
-                lr = peak * data.lr_factor(step, total, warmup_steps=config.warmup_steps, schedule=config.schedule)
-                data.optimizer_step(opt, sse * (world / n_global), lr=lr, grad_clip=config.grad_clip)
+                data.optimizer_step(opt, sse * (world / n_global), lr=_lr(config, step, total, world),
+                                    grad_clip=config.grad_clip)
                 total_sse = sse.detach()
                 if world > 1:
                     torch.distributed.all_reduce(total_sse)
