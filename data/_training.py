@@ -1,9 +1,9 @@
 """The training core that the three trainers share (``lcl.Trainer``, ``decoding.train_enhancer``,
-``lcl.train_v2net``): the learning-rate schedule, one optimisation step (gradient clipping included), DDP and
-mixed-precision wrapping, the progress bar, and one checkpoint format with one set of resume checks.
+``lcl.train_v2net``): the learning-rate schedule, one optimisation step (gradient clipping included), the
+mixed-precision context, the progress bar, and one checkpoint format with one set of resume checks (DDP wrapping,
+:func:`data.wrap_ddp`, is with the other ``torch.distributed`` helpers in ``data._distributed``).
 
-Each trainer keeps what is specific to its model (data, loss, phases, what else it stores); everything here is a
-plain function, so a trainer reads top to bottom.
+Each trainer keeps what is specific to its model (data, loss, phases, what else it stores).
 
 Checkpoint format (:data:`CHECKPOINT_FORMAT`), a ``dict`` written by ``torch.save`` through an atomic rename and
 read with ``weights_only=True``: ``format``, ``model`` (state dict on the CPU), ``optimizer`` (state dict or
@@ -24,8 +24,8 @@ from ._checks import check_bool, check_choice, check_device, check_float, check_
 from ._distributed import rank_and_world
 from ._io import atomic_write, provenance
 
-__all__ = ["lr_factor", "optimizer_step", "autocast", "wrap_ddp", "progress_bar", "save_checkpoint",
-           "load_checkpoint", "resume_state", "SCHEDULES", "PRECISIONS", "CHECKPOINT_FORMAT"]
+__all__ = ["lr_factor", "optimizer_step", "autocast", "progress_bar", "save_checkpoint", "load_checkpoint",
+           "resume_state", "SCHEDULES", "PRECISIONS", "CHECKPOINT_FORMAT"]
 
 #: Shapes of the learning-rate schedule after the warm-up (see :func:`lr_factor`).
 SCHEDULES = ("cosine", "constant")
@@ -60,13 +60,12 @@ def lr_factor(step: int, total: int, *, warmup_steps: int = 0, schedule: str = "
     Returns
     -------
     float
-        In ``(0, 1]`` (or ``[min_lr_ratio, 1]``); multiply the peak learning rate by it.
+        In ``[min_lr_ratio, 1]``; multiply the peak learning rate by it.
 
     Raises
     ------
     TypeError, ValueError
-        Naming the argument, for a negative or non-integer ``step``/``total``/``warmup_steps``, an unknown
-        ``schedule``, a ``min_lr_ratio`` outside [0, 1].
+        Naming the argument: negative or non-integer steps, an unknown ``schedule``, ``min_lr_ratio`` not in [0, 1].
 
     Examples
     --------
@@ -107,8 +106,7 @@ def optimizer_step(optimizer: Any, loss: Any, *, lr: float, grad_clip: float = 0
     Raises
     ------
     TypeError, ValueError
-        Naming the argument, before the backward pass, for a non-optimizer, a ``loss`` that is not a scalar
-        tensor, a negative or non-finite ``lr`` or ``grad_clip``.
+        Naming the argument, before the backward pass: not an optimizer, not a scalar tensor, a bad number.
 
     Examples
     --------
@@ -172,54 +170,6 @@ def autocast(device: Any, precision: str = "float32") -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
-def wrap_ddp(module: Any, device: Any, *, compile: bool = False) -> Any:
-    """The module a training step calls: ``module`` compiled (``torch.compile``) if asked, then wrapped in
-    ``DistributedDataParallel`` when a process group of more than one process is initialised.
-
-    Build it after every process has read its checkpoint: the DDP constructor is collective, so rank 0 cannot
-    overwrite the checkpoint before the others have loaded it.
-
-    Parameters
-    ----------
-    module
-        The ``torch.nn.Module`` whose parameters train (already on ``device``).
-    device
-        This process's device (:func:`data.process_device`); a CUDA device becomes DDP's ``device_ids``.
-    compile
-        Compile the forward pass (needs a C++ compiler on a CPU, Triton on a GPU).
-
-    Returns
-    -------
-    torch.nn.Module
-        ``module`` itself in a single process without compilation.
-
-    Raises
-    ------
-    TypeError
-        For a ``module`` that is not a ``torch.nn.Module`` or a non-bool ``compile``.
-
-    Examples
-    --------
-    >>> import torch, data
-    >>> net = torch.nn.Linear(2, 2)
-    >>> data.wrap_ddp(net, "cpu") is net  # one process
-    True
-    """
-    import torch
-
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    device = check_device("device", device)
-    compile = check_bool("compile", compile)
-    if compile:
-        module = torch.compile(module)
-    if rank_and_world()[1] > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    return module
-
-
 def progress_bar(total: int, *, initial: int = 0, desc: str = "train", enabled: bool = True) -> Any:
     """A ``tqdm`` bar over optimisation steps, shown by rank 0 only (and only if ``enabled``).
 
@@ -257,19 +207,14 @@ def progress_bar(total: int, *, initial: int = 0, desc: str = "train", enabled: 
                 disable=not enabled or rank_and_world()[0] != 0)
 
 
-def _rng_state(generators: Mapping[str, Any]) -> dict[str, Any]:
+def _check_state_objects(model: Any, optimizer: Any, generators: Any) -> dict[str, Any]:
+    """Type checks of what a checkpoint is written from or loaded into; returns the generators as a dict."""
     import torch
 
-    state: dict[str, Any] = {"torch": torch.get_rng_state(),
-                             "generators": {k: g.get_state() for k, g in generators.items()}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _check_generators(generators: Any) -> dict[str, Any]:
-    import torch
-
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
     generators = {} if generators is None else generators
     if not isinstance(generators, Mapping) or not all(
             isinstance(k, str) and isinstance(g, torch.Generator) for k, g in generators.items()):
@@ -311,9 +256,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: Any, optimizer: Any, step
     Raises
     ------
     TypeError, ValueError
-        Naming the argument, before writing, for a non-path ``path``, a ``model`` that is not a module, a
-        negative ``step``, a ``config`` that is not a dict, a bad seed or generators, an ``extra`` entry with a
-        core name.
+        Naming the argument, before writing: wrong types, a negative ``step``, an ``extra`` entry with a core name.
 
     Examples
     --------
@@ -328,15 +271,11 @@ def save_checkpoint(path: str | os.PathLike, *, model: Any, optimizer: Any, step
     import torch
 
     path = check_path("path", path)
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    generators = _check_state_objects(model, optimizer, generators)
     step = check_int("step", step, low=0)
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     seed = check_seed("seed", seed)
-    generators = _check_generators(generators)
     clash = sorted(set(extra) & set(_CORE_KEYS))
     if clash:
         raise ValueError(f"extra entries {clash} reuse core checkpoint names {_CORE_KEYS}")
@@ -344,29 +283,29 @@ def save_checkpoint(path: str | os.PathLike, *, model: Any, optimizer: Any, step
     if rank != 0:
         return None
     config = dict(config)
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "step": step,
-        "rng": _rng_state(generators),
-        "config": config,
-        "world_size": world,
-        "provenance": provenance(config, seed),
-        **extra,
-    }
+    rng = {"torch": torch.get_rng_state(), "generators": {k: g.get_state() for k, g in generators.items()}}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    state = {"format": CHECKPOINT_FORMAT, "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+             "optimizer": None if optimizer is None else optimizer.state_dict(), "step": step, "rng": rng,
+             "config": config, "world_size": world, "provenance": provenance(config, seed), **extra}
     with atomic_write(path) as tmp:
         torch.save(state, tmp)
     return path
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flat(d: Mapping[str, Any], runtime: list[str], prefix: str = "") -> dict[str, Any]:
+    """Dotted name -> value of a nested config dict (tuples as lists, as TOML reads them), without the fields
+    named in (or below) ``runtime``."""
     out: dict[str, Any] = {}
     for k, v in d.items():
+        name = f"{prefix}{k}"
+        if name in runtime:
+            continue
         if isinstance(v, Mapping) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(_flat(v, runtime, f"{name}."))
         else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+            out[name] = list(v) if isinstance(v, tuple) else v
     return out
 
 
@@ -442,14 +381,13 @@ def load_checkpoint(path: str | os.PathLike, *, config: Mapping[str, Any] | None
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} has format {state.get('format', 'unversioned')!r}, not "
                          f"{CHECKPOINT_FORMAT!r}; it cannot be resumed by this version (start a new run)")
-    there = {k: v for k, v in _flat(state["config"]).items() if k not in runtime}
-    here = {k: v for k, v in _flat(config).items() if k not in runtime}
-    diff = sorted(k for k in set(there) | set(here) if there.get(k, "<missing>") != here.get(k, "<missing>"))
+    there, here = _flat(state["config"], runtime), _flat(config, runtime)
+    diff = sorted(k for k in set(there) | set(here) if there.get(k, "?") != here.get(k, "?"))
     if diff:
         detail = "" if len(diff) > 1 else f" ({there.get(diff[0], '<missing>')!r} there, " \
                                           f"{here.get(diff[0], '<missing>')!r} here)"
-        raise ValueError(f"checkpoint {path} was written with other settings: the config differs in "
-                         f"{diff[:10]}{detail}; resume with the same config (runtime fields that may change: "
+        raise ValueError(f"checkpoint {path} was written with other settings: the config differs in {diff[:10]}"
+                         f"{detail}; resume with the same config (runtime fields that may change: "
                          f"{', '.join(runtime) or 'none'})")
     world = rank_and_world()[1]
     if state["world_size"] != world:
@@ -483,10 +421,9 @@ def resume_state(state: Mapping[str, Any], *, model: Any, optimizer: Any = None,
     Raises
     ------
     TypeError
-        For a ``state`` that is not a dict, a non-module ``model``, a non-optimizer, bad generators.
+        Naming the argument, for wrong types.
     ValueError
-        For a ``state`` not in the training format, weights that do not fit ``model``, generator names the
-        checkpoint lacks.
+        For a ``state`` not in the training format, weights that do not fit ``model``, missing generator states.
 
     Examples
     --------
@@ -505,11 +442,7 @@ def resume_state(state: Mapping[str, Any], *, model: Any, optimizer: Any = None,
 
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a checkpoint dict, got {type(state).__name__}")
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-    generators = _check_generators(generators)
+    generators = _check_state_objects(model, optimizer, generators)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"state is not a training checkpoint (format {state.get('format', 'unversioned')!r})")
     missing = sorted(set(generators) - set(state["rng"]["generators"]))
