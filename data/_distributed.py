@@ -1,5 +1,6 @@
 """torch.distributed helpers shared by the trainers (``lcl``, ``decoding``): join the ``torchrun`` process group,
-this process's rank and device, and the learning-rate scaling rule for a global batch."""
+this process's rank and device, the learning-rate scaling rule for a global batch, and the DDP wrapping of the
+module a training step calls."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import math
 import os
 from typing import Any
 
-from ._checks import check_choice, check_device, check_float, check_int
+from ._checks import check_bool, check_choice, check_device, check_float, check_int
 
-__all__ = ["init_distributed", "rank_and_world", "process_device", "scaled_lr", "LR_SCALINGS"]
+__all__ = ["init_distributed", "rank_and_world", "process_device", "scaled_lr", "wrap_ddp", "LR_SCALINGS"]
 
 #: Learning-rate scaling rules of :func:`scaled_lr`.
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -137,3 +138,50 @@ def scaled_lr(lr: float, global_batch: int, rule: str = "none", reference_batch:
     reference_batch = check_int("reference_batch", reference_batch, low=1)
     ratio = global_batch / reference_batch
     return lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+
+
+def wrap_ddp(module: Any, device: Any, *, compile: bool = False) -> Any:
+    """The module a training step calls: ``module`` compiled (``torch.compile``) if asked, then wrapped in
+    ``DistributedDataParallel`` when a process group of more than one process is initialised.
+
+    Build it after every process has read its checkpoint (the DDP constructor is collective).
+
+    Parameters
+    ----------
+    module
+        The ``torch.nn.Module`` whose parameters train (already on ``device``).
+    device
+        This process's device (:func:`data.process_device`); a CUDA device becomes DDP's ``device_ids``.
+    compile
+        Compile the forward pass (needs a C++ compiler on a CPU, Triton on a GPU).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module`` itself in a single process without compilation.
+
+    Raises
+    ------
+    TypeError
+        For a ``module`` that is not a ``torch.nn.Module`` or a non-bool ``compile``.
+
+    Examples
+    --------
+    >>> import torch, data
+    >>> net = torch.nn.Linear(2, 2)
+    >>> data.wrap_ddp(net, "cpu") is net  # one process
+    True
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    device = check_device("device", device)
+    compile = check_bool("compile", compile)
+    if compile:
+        module = torch.compile(module)
+    if rank_and_world()[1] > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return module

@@ -82,12 +82,9 @@ def _check_device(device: str) -> None:
 def _check_checkpoint(path: Path) -> None:
     """Raise _UsageError naming ``path`` if the enhancer checkpoint cannot be read (truncated, say)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - whatever unpickling this file raises, the fault is the file's
-        raise _UsageError(f"cannot read the checkpoint {path} (truncated or not a torch file?): "
-                          f"{type(exc).__name__}: {_message(exc)}") from exc
-    if not isinstance(state, dict) or "model" not in state:
-        raise _UsageError(f"{path} is not an enhancer checkpoint (no 'model' entry)")
+        data.load_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _UsageError(_message(exc)) from exc
 
 
 def _load_results(path: Path) -> Any:

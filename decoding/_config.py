@@ -317,9 +317,12 @@ class TrainConfig:
     flips
         Random horizontal/vertical flips and transposes of each pair.
     schedule
-        ``"cosine"`` decay of the learning rate over all steps, or ``"constant"``.
+        After the warm-up, a ``"cosine"`` decay of the learning rate over the remaining steps, or ``"constant"``
+        (:func:`data.lr_factor`, the schedule of every trainer in the workbench).
     warmup_steps
         Linear warm-up of the learning rate over the first steps (0: none).
+    grad_clip
+        Largest global norm of the gradients (0: no clipping).
     seed
         Seed of the initial weights and of every epoch's order, crops and flips.
     checkpoint_every
@@ -356,6 +359,7 @@ class TrainConfig:
     reference_batch: int = 16
     precision: str = "float32"
     compile: bool = False
+    grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs, integer=True)
@@ -378,6 +382,7 @@ class TrainConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         _positive("checkpoint_every", self.checkpoint_every, integer=True)
+        _positive("grad_clip", self.grad_clip, allow_zero=True)
 
 
 @dataclass(frozen=True)

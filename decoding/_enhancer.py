@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import pickle
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 import data
 from data._checks import check_array, check_bool, check_device, check_int, check_path, check_seed
@@ -193,18 +191,15 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
 
 
 def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
-    lr = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.schedule == "constant":
-        return lr * warm
-    return lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    """Learning rate of global step ``step`` of ``total``: the peak scaled for the global batch, times the
+    schedule (:func:`data.lr_factor`)."""
+    peak = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
+    return peak * data.lr_factor(step, total, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule)
 
 
-def _comparable(cfg: TrainConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    d.pop("epochs")
-    d.pop("checkpoint_every")
-    return d
+#: TrainConfig fields that may differ between an interrupted training and its resumption (``epochs``: a finished
+#: run may be extended).
+_RUNTIME = ("train.epochs", "train.checkpoint_every")
 
 
 def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConfig | None = None, *,
@@ -213,11 +208,12 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     """Train an enhancer to map reconstructions to images (MSE, Adam), with checkpoints and exact resume.
 
     Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
-    ``(config.seed, epoch)``; the learning rate follows a linear warm-up and a cosine (or constant) schedule of the
-    global step.
-    Checkpoints hold weights, optimizer state, both configs, the loss history, the number of processes and
-    provenance (git commit), written atomically. Resuming from a checkpoint therefore continues exactly as the
-    uninterrupted run would (same device and thread count).
+    ``(config.seed, epoch)``; the learning rate follows a linear warm-up and then a cosine (or constant) schedule
+    of the global step (:func:`data.lr_factor`); with ``config.grad_clip > 0`` the gradients' global norm is
+    clipped to it. Checkpoints (the format of :func:`data.save_checkpoint`) hold weights, optimizer and RNG states,
+    the step, both configs (``config["enhancer"]``, ``config["train"]``), the number of processes, provenance (git
+    commit, version) and the ``epoch`` and loss ``history``, written atomically. Resuming from a checkpoint
+    therefore continues exactly as the uninterrupted run would (same device and thread count).
 
     Distributed (a process group is initialised, e.g. by :func:`data.init_distributed` under ``torchrun``): the
     network is wrapped in ``DistributedDataParallel`` (gloo on CPUs, NCCL on GPUs; plain ``"cuda"`` means GPU
@@ -303,19 +299,11 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
+    run = {"enhancer": asdict(model.config), "train": asdict(config)}
     start_epoch = 0
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if state["enhancer_config"] != asdict(model.config):
-            raise ValueError(f"checkpoint {ckpt_path} has another architecture: {state['enhancer_config']}")
-        if _comparable(TrainConfig(**state["train_config"])) != _comparable(config):
-            raise ValueError(f"checkpoint {ckpt_path} was trained with other settings: {state['train_config']}")
-        if state.get("world_size", 1) != world:
-            raise ValueError(f"checkpoint {ckpt_path} was written by {state.get('world_size', 1)} processes, this "
-                             f"run has {world}; resume with the same number of processes (the global batch is "
-                             "batch_size x processes)")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        state = data.load_checkpoint(ckpt_path, config=run, runtime=_RUNTIME, map_location=dev)
+        data.resume_state(state, model=model, optimizer=opt)
         history = state["history"]
         start_epoch = int(state["epoch"])
     if world > 1:
@@ -323,36 +311,26 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     steps_per_epoch = math.ceil(len(x) / (config.batch_size * world))
     total = steps_per_epoch * config.epochs
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
-    bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="enhancer", unit="step",
-               disable=not progress or rank != 0)
+    bar = data.progress_bar(total, initial=start_epoch * steps_per_epoch, desc="enhancer", enabled=progress)
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
         if world > 1:
             stack.enter_context(global_batch_norm(model))
-        net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-        if world > 1:
-            # built after every process has read the checkpoint: the constructor is collective, so rank 0
-            # cannot overwrite the checkpoint before all processes have loaded it
-            from torch.nn.parallel import DistributedDataParallel
-
-            net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # built after every process has read the checkpoint (the DDP constructor is collective)
+        net = data.wrap_ddp(model, dev, compile=config.compile)
         for epoch in range(start_epoch, config.epochs):
             t0, losses = time.perf_counter(), []
             for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world)):
-                for group in opt.param_groups:
-                    group["lr"] = _lr(config, epoch * steps_per_epoch + i, total, world)
+                step = epoch * steps_per_epoch + i
                 xb = _cut(xt, idx, corners, d4, patch).to(dev)
                 yb = _cut(yt, idx, corners, d4, patch).to(dev)
-                with autocast:
+                with data.autocast(dev, config.precision):
                     out = net(xb)
                 sse = ((out.float() - yb) ** 2).sum()
                 # mean over the global batch; DDP averages the processes' gradients, hence the factor world
                 n_global = glob * patch * patch
-                loss = sse * (world / n_global)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                data.optimizer_step(opt, sse * (world / n_global), lr=_lr(config, step, total, world),
+                                    grad_clip=config.grad_clip)
                 total_sse = sse.detach()
                 if world > 1:
                     torch.distributed.all_reduce(total_sse)
@@ -362,27 +340,11 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
             history["epoch"].append(epoch + 1)
             history["train_loss"].append(float(np.mean(losses)))
             history["seconds"].append(time.perf_counter() - t0)
-            last = epoch + 1 == config.epochs
-            if ckpt_path is not None and rank == 0 and ((epoch + 1) % config.checkpoint_every == 0 or last):
-                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history, world)
+            if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
+                data.save_checkpoint(ckpt_path, model=model, optimizer=opt, step=(epoch + 1) * steps_per_epoch,
+                                     config=run, seed=config.seed, epoch=epoch + 1, history=history)
     model.eval()
     return history
-
-
-def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-                     history: dict[str, list[float]], world_size: int = 1) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": epoch,
-        "history": history,
-        "world_size": world_size,
-        "enhancer_config": asdict(model.config),
-        "train_config": asdict(config),
-        "provenance": data.provenance({"enhancer": asdict(model.config), "train": asdict(config)}, config.seed),
-    }
-    with data.atomic_write(path) as tmp:
-        torch.save(state, tmp)
 
 
 def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[Enhancer, dict[str, Any]]:
@@ -400,7 +362,8 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     model : Enhancer
         In evaluation mode.
     state : dict
-        The checkpoint's ``epoch``, ``history``, configs and ``provenance``.
+        The checkpoint without weights and optimizer state: ``epoch``, ``history``, ``step``, ``config``
+        (``enhancer`` and ``train``), ``world_size``, ``provenance``, ...
 
     Raises
     ------
@@ -425,13 +388,11 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     """
     path = check_path("path", path)
     device = check_device("device", device)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
+    state = data.load_checkpoint(path, map_location=device)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        config = EnhancerConfig(**state["enhancer_config"])
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"cannot read {path}: not a readable enhancer checkpoint ({type(exc).__name__}: "
+        config = EnhancerConfig(**state["config"]["enhancer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read {path}: not an enhancer checkpoint of this version ({type(exc).__name__}: "
                          f"{exc})") from exc
     model = Enhancer(config).to(device)
     model.load_state_dict(state["model"])

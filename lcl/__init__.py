@@ -15,9 +15,9 @@ from . import losses
 from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, ablation_configs, demo_config,
                       load_config, validate_config)
 from ._corrupt import CORRUPTIONS, corrupt
-from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, CropTask, PixelStem, RecognitionConfig, V2Net,
-                     build_v2net, corruption_benchmark, demo_recognition_config, evaluate_corruptions,
-                     load_recognition_config, plot_corruptions, train_v2net)
+from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, PixelStem, RecognitionConfig, V2Net, build_v2net,
+                     demo_recognition_config, load_recognition_config)
+from ._recognition import CropTask, corruption_benchmark, evaluate_corruptions, plot_corruptions, train_v2net
 from ._filters import orientation_selectivity, plot_filters, spatial_spread
 from ._deform import (DeformConfig, deform, displacement_from_noise, noise_shape, random_displacement,
                       rms_displacement, warp)

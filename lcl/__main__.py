@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--config", type=Path, help="TOML file with [backend] and [recognition] tables")
     v.add_argument("--demo", action="store_true", help="small demo recognition config")
     v.add_argument("--out", type=Path, help="output folder (default: RUN/v2net)")
+    v.add_argument("--resume", action="store_true", help="continue each front end from OUT/v2net_<front end>.pt")
     v.add_argument("--device", help="override recognition.device")
 
     e = sub.add_parser("export-brainscore", parents=[common],
@@ -119,18 +120,12 @@ def _checkpoint_file(run: Path) -> Path:
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """Load an LCL checkpoint, turning a missing, truncated or foreign file into a _UsageError naming it."""
-    import torch
+    import lcl
 
-    if not path.is_file():
-        raise _UsageError(f"no LCL checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - whatever unpickling this file raises, the fault is the file's
-        raise _UsageError(f"cannot read the checkpoint {path} (truncated or not a torch file?): "
-                          f"{type(exc).__name__}: {_message(exc)}") from exc
-    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
-        raise _UsageError(f"{path} is not an LCL checkpoint (it needs 'config' and 'model' entries)")
-    return state
+        return lcl.load_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _UsageError(_message(exc)) from exc
 
 
 def _train_config(args: argparse.Namespace):
@@ -218,7 +213,7 @@ def _v2net(args: argparse.Namespace) -> int:
     except _INPUT_ERRORS as exc:
         raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
     out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
-    results = lcl.corruption_benchmark(front, backend, recognition, out)
+    results = lcl.corruption_benchmark(front, backend, recognition, out, resume=args.resume)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
     return 0
 

@@ -105,12 +105,8 @@ class OptimConfig:
         return data.scaled_lr(self.lr, global_batch, self.lr_scaling, self.reference_batch)
 
     def lr_factor(self, step: int, total: int) -> float:
-        """Multiplier of ``lr`` at ``step`` (0-based) of a stage of ``total`` steps."""
-        if self.warmup_steps and step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        span = max(1, total - self.warmup_steps)
-        t = min(1.0, (step - self.warmup_steps) / span)
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        """Multiplier of ``lr`` at ``step`` (0-based) of a stage of ``total`` steps (:func:`data.lr_factor`)."""
+        return data.lr_factor(step, total, warmup_steps=self.warmup_steps, min_lr_ratio=self.min_lr_ratio)
 
 
 @dataclasses.dataclass(frozen=True)

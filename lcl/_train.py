@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -23,18 +21,16 @@ from . import losses
 from ._config import LCLConfig, validate_config
 from ._deform import _coarse, _displacement_from_noise, _warp
 from ._model import V1V2
+from ._phases import Phase, _GatherBatch, _phases, _PhaseForward, channels_last
 
 __all__ = ["Trainer", "train", "init_distributed", "load_model", "load_checkpoint", "Phase", "CHECKPOINT", "MODEL_FILE",
            "LOG_FILE"]
-
-# DDP warns once that channels-last weight gradients are copied into its (contiguous) buckets: harmless here.
-warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 LOG_FILE = "log.jsonl"
 # Fields that may differ between an interrupted run and its resumption without changing the result.
-_RUNTIME_FIELDS = {"train": {"device", "progress", "checkpoint_every", "log_every"}, "data": {"workers"}}
+_RUNTIME = ("train.device", "train.progress", "train.checkpoint_every", "train.log_every", "data.workers")
 
 
 @functools.lru_cache(maxsize=4)
@@ -47,53 +43,22 @@ def _image_tensor(source: str, folder: str, size: int, max_images: int, channels
     return data.stimuli_to_tensor(stimuli, channels=channels)
 
 
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in channels-last memory format, which makes the convolutions markedly faster (oneDNN, cuDNN).
-
-    With a single channel ``contiguous(memory_format=channels_last)`` is a no-op that keeps NCHW strides, and
-    PyTorch then picks the NCHW kernels; the strides are set explicitly instead (same memory, no copy).
-    """
-    if x.shape[1] == 1:
-        x = x.contiguous()
-        return x.as_strided(x.shape, (x.stride(0), 1, x.stride(2), x.stride(3)))
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-class Phase(NamedTuple):
-    """One training phase: which stage's output the loss sees, how many steps, which stages learn."""
-
-    name: str
-    stage: int
-    steps: int
-    trained: tuple[int, ...]
-
-
-def _phases(config: LCLConfig) -> list[Phase]:
-    s1, s2 = config.train.steps
-    if config.train.mode == "layerwise":
-        return [Phase("stage1", 1, s1, (1,)), Phase("stage2", 2, s2, (2,))]
-    return [Phase("end_to_end", 2, s1 + s2, (1, 2))]
-
-
-def _runtime_free(cfg: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(cfg, default=list))
-    for section, names in _RUNTIME_FIELDS.items():
-        for n in names:
-            out.get(section, {}).pop(n, None)
-    return out
-
-
 class Trainer:
     """Trains a :class:`lcl.V1V2` with layerwise complexity-matched deformations (or an ablation).
 
     Each step cuts ``batch_size`` random patches, makes two views of each with independent smooth random
     deformations whose RMS amplitude is matched to the receptive field of the stage being trained (see
     :class:`lcl.DeformConfig`), passes them through the model (stage 1 frozen, in ``torch.no_grad``, while stage 2
-    trains) and takes an AdamW step on the loss of the two views' pooled features.
+    trains) and takes an AdamW step on the loss of the two views' pooled features, with the learning rate of
+    :func:`data.lr_factor` over the phase (warm-up, cosine to ``min_lr_ratio``) and gradients clipped to
+    ``optim.grad_clip`` (the training core in ``data``: :func:`data.optimizer_step`, :func:`data.wrap_ddp`,
+    :func:`data.autocast`).
 
-    Files in ``out_dir`` (all written atomically, by rank 0 only under ``torchrun``): ``checkpoint.pt`` (weights,
-    optimizer, scheduler, RNG states, phase/step, config, provenance, log so far), ``log.jsonl`` (one JSON object
-    per ``log_every`` steps) and, at the end, ``model.pt`` (weights, config, provenance).
+    Files in ``out_dir`` (all written atomically, by rank 0 only under ``torchrun``): ``checkpoint.pt`` (the format
+    of :func:`data.save_checkpoint`: weights, optimizer and RNG states, step, config, provenance; with the phase,
+    the log so far, the stream position and the silent fractions), ``log.jsonl`` (one JSON object per
+    ``log_every`` steps; ``lr`` is the learning rate of the step logged) and, at the end, ``model.pt`` (weights,
+    config, provenance).
 
     Parameters
     ----------
@@ -148,7 +113,7 @@ class Trainer:
         self.phase_index, self.step = 0, 0
         self.log: list[dict[str, Any]] = []
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._peak_lr = self._last_lr = 0.0
         self._ddp: torch.nn.Module | None = None
         self._stream: Iterator[torch.Tensor] | None = None
         self._images: torch.Tensor | None = None
@@ -159,13 +124,7 @@ class Trainer:
             path = self.out_dir / CHECKPOINT
             if not path.is_file():
                 raise FileNotFoundError(f"no checkpoint to resume from: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if _runtime_free(state["config"]) != _runtime_free(config.to_dict()):
-                raise ValueError(f"the config differs from the one in {path}; resume with the same config "
-                                 "(only device, progress, checkpoint_every, log_every, workers may change)")
-            if state.get("world_size", 1) != self.world_size:
-                raise ValueError(f"checkpoint was written by {state.get('world_size', 1)} processes, this run has "
-                                 f"{self.world_size}; resume with the same number of processes")
+            state = data.load_checkpoint(path, config=config.to_dict(), runtime=_RUNTIME)
         self._load_images()
         if state is not None:
             self._restore(state)
@@ -185,58 +144,29 @@ class Trainer:
         self._images = images.to(self.device)
 
     # ----------------------------------------------------------------------------------------------- state
-    def _rng_state(self) -> dict[str, Any]:
-        state = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.phase_index, self.step = state["phase_index"], state["step"]
+        self.step = data.resume_state(state, model=self.model, generators={"patches": self.generator})
+        self.phase_index = state["phase_index"]
         self.log = list(state["log"])
-        self._wall = state.get("wall_s", 0.0)
-        self.silent = dict(state.get("silent_fraction", {}))
-        self.generator.set_state(state["rng"]["generator"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        if self._stream is not None and state.get("stream") is not None:
+        self._wall = state["wall_s"]
+        self.silent = dict(state["silent_fraction"])
+        if self._stream is not None:
             self._stream.load_state_dict(state["stream"])  # type: ignore[attr-defined]
         if self.phase_index < len(self.phases):
             self._start_phase()
             if state["optimizer"] is not None:
                 self.optimizer.load_state_dict(state["optimizer"])
-                self.scheduler.load_state_dict(state["scheduler"])
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimizer, scheduler, RNG states, position, config, provenance."""
-        cfg = self.config.to_dict()
-        return {
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "phase_index": self.phase_index,
-            "step": self.step,
-            "rng": self._rng_state(),
-            "stream": self._stream.state_dict() if self._stream is not None else None,  # type: ignore[attr-defined]
-            "config": cfg,
-            "provenance": data.provenance(cfg, self.config.train.seed),
-            "log": list(self.log),
-            "wall_s": self._wall,
-            "world_size": self.world_size,
-            "silent_fraction": dict(self.silent),
-            "complete": self.phase_index >= len(self.phases),
-        }
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoint.pt`` atomically (rank 0 only); return its path."""
+        """Write ``checkpoint.pt`` atomically (rank 0 only; :func:`data.save_checkpoint`); return its path."""
         if self.out_dir is None or self.rank != 0:
             return None
-        path = self.out_dir / CHECKPOINT
-        state = self.state_dict()
-        with data.atomic_write(path) as tmp:
-            torch.save(state, tmp)
+        stream = self._stream.state_dict() if self._stream is not None else None  # type: ignore[attr-defined]
+        path = data.save_checkpoint(
+            self.out_dir / CHECKPOINT, model=self.model, optimizer=self.optimizer, step=self.step,
+            config=self.config.to_dict(), seed=self.config.train.seed, generators={"patches": self.generator},
+            phase_index=self.phase_index, log=list(self.log), stream=stream, wall_s=self._wall,
+            silent_fraction=dict(self.silent), complete=self.phase_index >= len(self.phases))
         self._write_log()
         return path
 
@@ -322,23 +252,11 @@ class Trainer:
                 stage.eval()
         params = [p for i in phase.trained for p in stages[i - 1].parameters()]
         oc = self.config.optim
-        lr = oc.scaled_lr(self.config.train.batch_size * self.world_size)
-        self.optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay)
-        total = phase.steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: oc.lr_factor(s, total))
-        self._ddp = self._wrap(phase)
-
-    def _wrap(self, phase: Phase) -> torch.nn.Module:
-        """The module whose forward maps views to the loss's feature map (DDP-wrapped in distributed runs)."""
-        module = _PhaseForward(self.model, phase)
-        if self.config.train.compile:
-            module = torch.compile(module)  # type: ignore[assignment]
-        if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            module = DistributedDataParallel(module, device_ids=ids)
-        return module
+        self._peak_lr = oc.scaled_lr(self.config.train.batch_size * self.world_size)
+        self.optimizer = torch.optim.AdamW(params, lr=self._peak_lr, betas=tuple(oc.betas),
+                                           weight_decay=oc.weight_decay)
+        # views -> the loss's feature map (compiled, DDP-wrapped as configured)
+        self._ddp = data.wrap_ddp(_PhaseForward(self.model, phase), self.device, compile=self.config.train.compile)
 
     # ----------------------------------------------------------------------------------------------- steps
     def sample_patches(self, n: int) -> torch.Tensor:
@@ -381,8 +299,7 @@ class Trainer:
     def compute_loss(self, views: torch.Tensor) -> torch.Tensor:
         """Loss of the current phase for stacked views (see :meth:`make_views`)."""
         tc = self.config.train
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16")
-        with autocast:
+        with data.autocast(self.device, tc.precision):
             y = self._ddp(views)
         z = losses.pool_features(y.float(), tc.pool_grid)
         n = views.shape[0] // 2
@@ -407,13 +324,10 @@ class Trainer:
         patches = self.sample_patches(self.config.train.batch_size)
         views = self.make_views(patches)
         loss = self.compute_loss(views)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                           self.config.optim.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
+        oc = self.config.optim
+        self._last_lr = self._peak_lr * data.lr_factor(self.step, self.phase.steps, warmup_steps=oc.warmup_steps,
+                                                       min_lr_ratio=oc.min_lr_ratio)
+        data.optimizer_step(self.optimizer, loss, lr=self._last_lr, grad_clip=oc.grad_clip)
         self.step += 1
         return float(loss.detach())  # the same global loss in every process
 
@@ -425,11 +339,8 @@ class Trainer:
         V1V2
             The model (also written to ``out_dir/model.pt`` at the end).
         """
-        from tqdm.auto import tqdm
-
         tc = self.config.train
-        bar = tqdm(total=self.total_steps, initial=self.global_step, desc="lcl", unit="step",
-                   disable=not tc.progress or self.rank != 0, dynamic_ncols=True)
+        bar = data.progress_bar(self.total_steps, initial=self.global_step, desc="lcl", enabled=tc.progress)
         try:
             while self.phase_index < len(self.phases):
                 phase = self.phase
@@ -453,7 +364,7 @@ class Trainer:
                             "phase": phase.name, "stage": phase.stage, "step": self.step,
                             "global_step": self.global_step, "loss": loss,
                             "silent_fraction": round(float(silent.float().mean()), 4),
-                            "lr": self.scheduler.get_last_lr()[0], "wall_s": round(self._wall, 3),
+                            "lr": self._last_lr, "wall_s": round(self._wall, 3),
                             "patches": self.global_step * tc.batch_size * self.world_size,
                         })
                         self._write_log()
@@ -461,7 +372,7 @@ class Trainer:
                         self.save_checkpoint()
                 self.phase_index += 1
                 self.step = 0
-                self.optimizer = self.scheduler = self._ddp = None
+                self.optimizer = self._ddp = None
                 for stage in self.model.stages:
                     stage.requires_grad_(False)
                 self.silent = self.silent_fractions()
@@ -480,50 +391,6 @@ class Trainer:
                    "provenance": data.provenance(cfg, self.config.train.seed), "silent_fraction": dict(self.silent)}
         with data.atomic_write(self.out_dir / MODEL_FILE) as tmp:
             torch.save(payload, tmp)
-
-
-class _GatherBatch(torch.autograd.Function):
-    """All-gather (cells, batch, dim) features along the batch from every process, in rank order, with autograd.
-
-    Backward sums the gradients that every process computed for the gathered tensor (all processes evaluate the
-    same global loss) and returns this process's slice.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        dist = torch.distributed
-        x = x.contiguous()
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x)
-        ctx.rank, ctx.n = dist.get_rank(), x.shape[1]
-        return torch.cat(parts, dim=1)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        torch.distributed.all_reduce(grad)
-        return grad[:, ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n].contiguous()
-
-
-class _PhaseForward(torch.nn.Module):
-    """Views -> feature map of the phase's stage; frozen earlier stages run under ``no_grad``."""
-
-    def __init__(self, model: V1V2, phase: Phase):
-        super().__init__()
-        self.model = model
-        self.stage = phase.stage
-        self.trained = phase.trained
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, stage in enumerate(self.model.stages[:self.stage], start=1):
-            if i == self.stage:
-                self.last_input = x.detach()  # for counting silent channels at log steps
-            if i in self.trained:
-                x = stage(x)
-            else:
-                with torch.no_grad():
-                    x = stage(x)
-        return x
 
 
 def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False) -> V1V2:
@@ -591,12 +458,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no LCL checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors of a foreign file
-        raise ValueError(f"path {str(path)!r} is not an LCL checkpoint: {type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
-        raise ValueError(f"path {str(path)!r} is not an LCL checkpoint (no 'config' and 'model' entries)")
-    return state
+        return data.load_checkpoint(path)
+    except ValueError as exc:
+        raise ValueError(f"path {str(path)!r} is not an LCL checkpoint: {exc}") from None
 
 
 def load_model(path: str | os.PathLike) -> V1V2:
@@ -630,6 +494,3 @@ def load_model(path: str | os.PathLike) -> V1V2:
     model.requires_grad_(False)
     return model.eval()
 
-
-def _asdict(obj: Any) -> Any:
-    return dataclasses.asdict(obj)

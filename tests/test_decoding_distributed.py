@@ -8,10 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +16,9 @@ import torch
 
 import decoding
 from _tolerance import assert_close_within, gamma, unit_roundoff
+from _torchrun import kill_when, launch
 from decoding import Enhancer, EnhancerConfig, TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
 # n_enhancer = 57 is not a multiple of the global batch (8): each epoch ends with a global batch of one pair, of
 # which rank 0 gets nothing; it must still take part (batch-norm statistics, gradient averaging).
@@ -53,21 +49,11 @@ def _config(path: Path, batch: int, epochs: int = EPOCHS) -> Path:
     return path
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-
 def _decoding_run(nproc: int, config: Path, out: Path, *extra: str, background: bool = False):
     """``torchrun --nproc_per_node=nproc -m decoding run`` (or plain ``python -m decoding run`` for one process),
     one torch thread per process so that the deterministic steps give bit-identical training pairs."""
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-              if nproc > 1 else [sys.executable])
-    cmd = [*launch, "-m", "decoding", "run", "--preset", "tiny", "--config", str(config), "--out", str(out),
-           "--quiet", "--threads", "1", *extra]
-    if background:
-        return subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    return launch(nproc, "decoding", "run", "--preset", "tiny", "--config", config, "--out", out, "--quiet",
+                  "--threads", "1", *extra, background=background)
 
 
 def _state(out: Path) -> dict:
@@ -123,12 +109,7 @@ def test_killed_distributed_run_resumes_to_the_uninterrupted_weights(ddp_run, tm
     out = tmp_path / "cut"
     proc = _decoding_run(2, config, out, background=True)
     ckpt = out / "enhancer.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not ckpt.is_file():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
-    proc.wait()
+    kill_when(proc, ckpt.is_file)  # torchrun and both workers, after the first checkpoint
     epoch = _state(out)["epoch"]
     assert 1 <= epoch < EPOCHS and not (out / "results.nc").exists(), epoch
     resumed = _decoding_run(2, config, out, "--resume")

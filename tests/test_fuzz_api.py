@@ -378,6 +378,24 @@ def _job_failure():
     return analyses.JobFailure(0, "s", "1", "ValueError: x", "tb")
 
 
+def _step_args() -> dict[str, Any]:
+    """A fresh optimizer and loss (each call back-propagates once)."""
+    import torch
+
+    w = torch.nn.Parameter(torch.ones(2))
+    return dict(optimizer=torch.optim.SGD([w], lr=0.1), loss=(w ** 2).sum(), lr=0.1)
+
+
+def _checkpoint_file() -> Path:
+    """A training checkpoint of a Linear(2, 1) (data.save_checkpoint)."""
+    import torch
+
+    import data
+
+    return data.save_checkpoint(CTX.tmp / "train_ckpt.pt", model=torch.nn.Linear(2, 1), optimizer=None, step=1,
+                                config={"lr": 0.1}, seed=0)
+
+
 # name -> (target, kwargs builder). The target is the callable (resolved lazily for methods).
 CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dict[str, Any]]]] = {
     # data
@@ -409,6 +427,16 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "data.rank_and_world": (None, dict),
     "data.process_device": (None, lambda: dict(device="cpu")),
     "data.scaled_lr": (None, lambda: dict(lr=1e-3, global_batch=32)),
+    "data.lr_factor": (None, lambda: dict(step=3, total=10, warmup_steps=2)),
+    "data.optimizer_step": (None, _step_args),
+    "data.autocast": (None, lambda: dict(device="cpu")),
+    "data.wrap_ddp": (None, lambda: dict(module=importlib.import_module("torch").nn.Linear(2, 1), device="cpu")),
+    "data.progress_bar": (None, lambda: dict(total=3, enabled=False)),
+    "data.save_checkpoint": (None, lambda: dict(path=CTX.tmp / "ckpt_out.pt", model=importlib.import_module(
+        "torch").nn.Linear(2, 1), optimizer=None, step=1, config={"lr": 0.1}, seed=0)),
+    "data.load_checkpoint": (None, lambda: dict(path=_checkpoint_file(), config={"lr": 0.1})),
+    "data.resume_state": (None, lambda: dict(state=importlib.import_module("data").load_checkpoint(_checkpoint_file()),
+                                             model=importlib.import_module("torch").nn.Linear(2, 1))),
     "data.from_brainscore": (None, lambda: dict(nc_path=CTX.brainscore[0])),
     "data.merge_stimulus_metadata": (None, lambda: dict(assembly=CTX.assembly, stimuli=importlib.import_module("data").stimulus_set(
         np.zeros((12, 4, 4)), stimulus_id=[f"s{i}" for i in range(12)], texture_type=["noise", "texture"] * 6))),

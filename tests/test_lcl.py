@@ -267,8 +267,9 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     for until in (3, 9):  # interrupted inside stage 1 and inside stage 2, after the last checkpoint
         out = tmp_path / f"cut{until}"
         lcl.Trainer(cfg, out).run(until=until)
-        ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
-        assert {"model", "optimizer", "scheduler", "rng", "config", "provenance"} <= set(ckpt)
+        ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # the training core's format (data._training)
+        assert {"format", "model", "optimizer", "step", "rng", "config", "world_size", "provenance"} <= set(ckpt)
+        assert ckpt["format"] == data.CHECKPOINT_FORMAT
         assert ckpt["optimizer"] is not None and ckpt["provenance"]["git_commit"]
         resumed = lcl.Trainer(cfg.replace(train={"log_every": 1}), out, resume=True)
         assert resumed.global_step < until

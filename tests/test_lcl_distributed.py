@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,8 @@ import pytest
 import torch
 
 import lcl
+from _torchrun import REPO, env, kill_when, launch
 
-REPO = Path(__file__).resolve().parents[1]
 
 TINY = """
 [model.stage1]
@@ -44,17 +42,8 @@ def _write(path: Path, batch: int, s1: int = 3, s2: int = 3, ckpt: int = 2, bias
     return path
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-
-def _torchrun(nproc: int, config: Path, out: Path, *extra: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "lcl", "train", "--demo", "--config", str(config), "--out", str(out), *extra]
-    if kw.get("background"):
-        return subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+def _torchrun(nproc: int, config: Path, out: Path, *extra: str, background: bool = False):
+    return launch(nproc, "lcl", "train", "--demo", "--config", config, "--out", out, *extra, background=background)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -96,15 +85,9 @@ def test_killed_distributed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     out = tmp_path / "cut"
     proc = _torchrun(2, cfg, out, background=True)
     ckpt = out / "checkpoint.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["phase_index"] == 1:
-            break  # inside stage 2: kill now
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    state = torch.load(ckpt, weights_only=False)
+    # kill inside stage 2
+    kill_when(proc, lambda: ckpt.is_file() and torch.load(ckpt, weights_only=True)["phase_index"] == 1)
+    state = torch.load(ckpt, weights_only=True)
     assert not state["complete"] and not (out / "model.pt").exists()
     resumed = _torchrun(2, cfg, out, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -151,7 +134,7 @@ def test_streaming_thousand_images_uses_bounded_memory(thousand_images, tmp_path
             peak = max(peak, rss_mb())
         print(base, peak, stream.dataset.files.__len__())
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=_env(),
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env(),
                        timeout=600)
     assert r.returncode == 0, r.stderr
     base, peak, n = map(float, r.stdout.split())

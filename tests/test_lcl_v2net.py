@@ -57,6 +57,43 @@ def test_baselines_train_their_front_end(small_task, kind):
     assert not torch.equal(first, next(net.front_end.parameters()))
 
 
+def test_v2net_resume_after_interruption_is_bit_identical(small_task, tmp_path, monkeypatch):
+    cfg, task = small_task
+    cfg = __import__("dataclasses").replace(cfg, steps=5, warmup_steps=2, grad_clip=1.0)
+    backend = lcl.BackEndConfig(widths=(8,), blocks=1)
+
+    def net():
+        return lcl.build_v2net("pixels", None, backend, task.n_classes, seed=3)
+
+    full = net()
+    log_full = lcl.train_v2net(full, task, cfg)
+    # a run killed right after its checkpoint at step 2 of 5 ...
+    save = data.save_checkpoint
+
+    def save_then_die(*args, **kw):
+        save(*args, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        lcl.train_v2net(net(), task, cfg, checkpoint=tmp_path / "v.pt", checkpoint_every=2)
+    monkeypatch.setattr(data, "save_checkpoint", save)
+    state = data.load_checkpoint(tmp_path / "v.pt")
+    assert state["step"] == 2 and state["format"] == data.CHECKPOINT_FORMAT and state["provenance"]["git_commit"]
+    # ... resumed into a fresh network (other initial weights: the checkpoint's replace them) ends where the
+    # uninterrupted run did, to the bit
+    resumed = lcl.build_v2net("pixels", None, backend, task.n_classes, seed=4)
+    log_res = lcl.train_v2net(resumed, task, cfg, checkpoint=tmp_path / "v.pt", checkpoint_every=2, resume=True)
+    assert log_res == log_full
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="other settings"):
+        lcl.train_v2net(net(), task, __import__("dataclasses").replace(cfg, lr=0.1), checkpoint=tmp_path / "v.pt",
+                        resume=True)
+    with pytest.raises(ValueError, match="needs the checkpoint"):
+        lcl.train_v2net(net(), task, cfg, resume=True)
+
+
 def test_corruptions_are_graded_and_exact():
     x = data.stimuli_to_tensor(data.natural_images(size=64, names=["camera", "moon", "coins", "astronaut"]))
     assert torch.equal(lcl.corrupt(x, "gaussian_blur", 0), x)

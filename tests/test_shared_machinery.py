@@ -110,3 +110,95 @@ def test_save_figure_rejects_bad_sizes_before_writing(tmp_path):
     with pytest.raises(ValueError, match="height needs width"):
         data.save_figure(fig, tmp_path / "f", height=2.0)
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------ the training core
+def test_lr_factor_warmup_then_cosine_or_constant():
+    import math
+
+    f = [data.lr_factor(s, 10, warmup_steps=4) for s in range(12)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]  # linear warm-up, then the cosine starts at 1 ...
+    assert f[4] == 1.0 and f[7] == pytest.approx(0.5) and f[10] == f[11] == 0.0  # ... over the other 6 steps
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert data.lr_factor(10, 10, min_lr_ratio=0.1) == pytest.approx(0.1)
+    assert data.lr_factor(3, 10, warmup_steps=2, schedule="constant") == 1.0
+    assert data.lr_factor(2, 8) == 0.5 * (1 + math.cos(math.pi * 2 / 8))  # no warm-up: cosine over all steps
+    with pytest.raises(ValueError, match="schedule"):
+        data.lr_factor(0, 10, schedule="linear")
+    with pytest.raises(TypeError, match="step"):
+        data.lr_factor(1.5, 10)
+
+
+def test_optimizer_step_sets_lr_and_clips_the_global_norm():
+    import torch
+
+    w = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    opt = torch.optim.SGD([w], lr=123.0)
+    data.optimizer_step(opt, (w ** 2).sum() / 2, lr=0.5)  # gradient (3, 4), no clipping
+    assert w.detach().tolist() == [1.5, 2.0] and opt.param_groups[0]["lr"] == 0.5
+    data.optimizer_step(opt, (w ** 2).sum() / 2, lr=1.0, grad_clip=0.5)  # gradient (1.5, 2) clipped to norm 0.5
+    assert w.detach().tolist() == pytest.approx([1.2, 1.6])
+    with pytest.raises(TypeError, match="loss"):
+        data.optimizer_step(opt, 1.0, lr=0.1)
+    with pytest.raises(ValueError, match="grad_clip"):
+        data.optimizer_step(opt, (w ** 2).sum(), lr=0.1, grad_clip=-1.0)
+
+
+def test_checkpoint_round_trip_and_resume_checks(tmp_path):
+    import torch
+
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters())
+    data.optimizer_step(opt, net(torch.ones(1, 3)).sum(), lr=0.1)
+    g = torch.Generator().manual_seed(7)
+    cfg = {"train": {"lr": 0.1, "steps": (2, 3), "device": "cpu"}, "seed": 1}
+    path = data.save_checkpoint(tmp_path / "c.pt", model=net, optimizer=opt, step=4, config=cfg, seed=1,
+                                generators={"g": g}, history=[1.0, 0.5])
+    assert not list(tmp_path.glob(".*.tmp"))
+    state = data.load_checkpoint(path, config={**cfg, "train": {**cfg["train"], "device": "cuda"}},
+                                 runtime=["train.device"])
+    assert state["format"] == data.CHECKPOINT_FORMAT and state["world_size"] == 1 and state["history"] == [1.0, 0.5]
+    assert state["provenance"]["git_commit"] and state["provenance"]["lcl_workbench_version"]
+    expect = torch.rand(3, generator=g)
+    other, other_opt = torch.nn.Linear(3, 2), torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    assert data.resume_state(state, model=other, optimizer=other_opt, generators={"g": g}) == 4
+    assert torch.equal(torch.rand(3, generator=g), expect)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    # the same checks for every trainer: the differing fields are named (tuples and lists compare equal: TOML)
+    with pytest.raises(ValueError, match=r"differs in \['train\.steps'\] \(\[2, 3\] there, \[2, 4\] here\)"):
+        data.load_checkpoint(path, config={**cfg, "train": {**cfg["train"], "steps": [2, 4]}})
+    with pytest.raises(ValueError, match=r"differs in \['train\.extra'\]"):
+        data.load_checkpoint(path, config={**cfg, "train": {**cfg["train"], "extra": 1}})
+    with pytest.raises(ValueError, match="do not fit the model"):
+        data.resume_state(state, model=torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="holds no state of the generator"):
+        data.resume_state(state, model=other, generators={"h": g})
+    with pytest.raises(ValueError, match="core checkpoint names"):
+        data.save_checkpoint(tmp_path / "d.pt", model=net, optimizer=None, step=0, config={}, seed=0, step_=1,
+                             world_size=2)
+    # an unversioned file (an earlier trainer's) is read, but not resumed
+    torch.save({"model": net.state_dict(), "config": cfg}, tmp_path / "old.pt")
+    assert set(data.load_checkpoint(tmp_path / "old.pt")) == {"model", "config"}
+    with pytest.raises(ValueError, match="format 'unversioned'"):
+        data.load_checkpoint(tmp_path / "old.pt", config=cfg)
+    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated"):
+        data.load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError):
+        data.load_checkpoint(tmp_path / "none.pt")
+
+
+def test_checkpoint_of_another_world_size_is_refused(tmp_path, monkeypatch):
+    import torch
+
+    import data._training as training
+
+    path = data.save_checkpoint(tmp_path / "c.pt", model=torch.nn.Linear(1, 1), optimizer=None, step=0,
+                                config={}, seed=0)
+    monkeypatch.setattr(training, "rank_and_world", lambda: (0, 2))
+    with pytest.raises(ValueError, match="written by 1 processes, this run has 2"):
+        data.load_checkpoint(path, config={})
+    monkeypatch.setattr(training, "rank_and_world", lambda: (1, 2))  # only rank 0 writes
+    assert data.save_checkpoint(tmp_path / "r1.pt", model=torch.nn.Linear(1, 1), optimizer=None, step=0,
+                                config={}, seed=0) is None
+    assert not (tmp_path / "r1.pt").exists()
