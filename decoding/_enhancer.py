@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 import data
 from data._checks import check_array, check_bool, check_device, check_int, check_path, check_seed
 
-from ._config import EnhancerConfig, TrainConfig
+from ._config import EnhancerConfig, EnhancerTrainConfig
 from ._distributed import check_same_everywhere, global_batch_norm
 
 __all__ = ["Enhancer", "train_enhancer", "load_enhancer"]
@@ -153,15 +153,16 @@ class Enhancer(nn.Module):
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.Generator().manual_seed(data.derive_seed(seed, int(epoch)))
 
 
-def _batches(n: int, size: int, patch: int, cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1):
+def _batches(n: int, size: int, patch: int, cfg: EnhancerTrainConfig, epoch: int, rank: int = 0, world: int = 1,
+             seed: int = 0):
     """Per epoch: a permutation, crop corners and D4 transforms, all from one generator seeded by (seed, epoch),
     drawn identically in every process and cut into global batches of ``batch_size x world``; yields this
     process's slice of each (indices, corners, transforms) and the global batch's size. A last, shorter global
     batch is split as evenly as possible (a process may get nothing)."""
-    g = _epoch_generator(cfg.seed, epoch)
+    g = _epoch_generator(seed, epoch)
     order = torch.randperm(n, generator=g)
     corners = torch.randint(0, size - patch + 1, (n, 2), generator=g)
     d4 = torch.randint(0, 8, (n,), generator=g) if cfg.flips else torch.zeros(n, dtype=torch.long)
@@ -192,7 +193,7 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
     return torch.stack(res)[:, None]
 
 
-def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
+def _lr(cfg: EnhancerTrainConfig, step: int, total: int, world: int = 1) -> float:
     lr = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "constant":
@@ -200,21 +201,21 @@ def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
     return lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+def _comparable(cfg: EnhancerTrainConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d.pop("epochs")
     d.pop("checkpoint_every")
     return d
 
 
-def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConfig | None = None, *,
-                   checkpoint: str | Path | None = None, resume: bool = False,
+def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: EnhancerTrainConfig | None = None, *,
+                   seed: int = 0, checkpoint: str | Path | None = None, resume: bool = False,
                    device: str | torch.device = "cpu", progress: bool = True) -> dict[str, list[float]]:
     """Train an enhancer to map reconstructions to images (MSE, Adam), with checkpoints and exact resume.
 
     Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
-    ``(config.seed, epoch)``; the learning rate follows a linear warm-up and a cosine (or constant) schedule of the
-    global step.
+    ``data.derive_seed(seed, epoch)``; the learning rate follows a linear warm-up and a cosine (or constant)
+    schedule of the global step.
     Checkpoints hold weights, optimizer state, both configs, the loss history, the number of processes and
     provenance (git commit), written atomically. Resuming from a checkpoint therefore continues exactly as the
     uninterrupted run would (same device and thread count).
@@ -238,6 +239,9 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         Original images ``(n, size, size)``.
     config
         Training settings.
+    seed
+        Seed of every epoch's order, crops and flips (:func:`run_study` passes
+        ``data.derive_seed(StudyConfig.seed, "enhancer", "batches")``); a resumed run must use the same.
     checkpoint
         Path of the checkpoint file (``.pt``), written every ``config.checkpoint_every`` epochs and at the end.
     resume
@@ -266,24 +270,26 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     Examples
     --------
     >>> import numpy as np
-    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer
+    >>> from decoding import Enhancer, EnhancerConfig, EnhancerTrainConfig, train_enhancer
     >>> rng = np.random.default_rng(0)
     >>> y = rng.random((8, 16, 16)).astype("float32")
     >>> x = y + 0.1 * rng.normal(size=y.shape).astype("float32")
     >>> net = Enhancer(EnhancerConfig(width=0.125, channels=(64, 128), kernels=(3, 3), strides=(2, 2)))
-    >>> hist = train_enhancer(net, x, y, TrainConfig(epochs=2, batch_size=4, patch_size=8), progress=False)
+    >>> cfg = EnhancerTrainConfig(epochs=2, batch_size=4, patch_size=8)
+    >>> hist = train_enhancer(net, x, y, cfg, progress=False)
     >>> hist["epoch"]
     [1, 2]
     """
-    config = TrainConfig() if config is None else config
+    config = EnhancerTrainConfig() if config is None else config
     if not isinstance(model, Enhancer):
         raise TypeError(f"model must be an Enhancer, got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(config, EnhancerTrainConfig):
+        raise TypeError(f"config must be an EnhancerTrainConfig, got {type(config).__name__}")
     x = check_array("inputs", inputs, dtype=np.float32)
     y = check_array("targets", targets, dtype=np.float32)
     ckpt_path = check_path("checkpoint", checkpoint, none=True)
     resume = check_bool("resume", resume)
+    seed = check_seed("seed", seed)
     check_device("device", device)
     progress = check_bool("progress", progress)
     if x.shape != y.shape or x.ndim != 3:
@@ -308,12 +314,14 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if state["enhancer_config"] != asdict(model.config):
             raise ValueError(f"checkpoint {ckpt_path} has another architecture: {state['enhancer_config']}")
-        if _comparable(TrainConfig(**state["train_config"])) != _comparable(config):
+        if _comparable(EnhancerTrainConfig(**state["train_config"])) != _comparable(config):
             raise ValueError(f"checkpoint {ckpt_path} was trained with other settings: {state['train_config']}")
         if state.get("world_size", 1) != world:
             raise ValueError(f"checkpoint {ckpt_path} was written by {state.get('world_size', 1)} processes, this "
                              f"run has {world}; resume with the same number of processes (the global batch is "
                              "batch_size x processes)")
+        if state.get("seed") != seed:
+            raise ValueError(f"checkpoint {ckpt_path} was trained with seed {state.get('seed')}, not {seed}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history = state["history"]
@@ -339,7 +347,8 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
             net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         for epoch in range(start_epoch, config.epochs):
             t0, losses = time.perf_counter(), []
-            for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world)):
+            for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world,
+                                                                       seed)):
                 for group in opt.param_groups:
                     group["lr"] = _lr(config, epoch * steps_per_epoch + i, total, world)
                 xb = _cut(xt, idx, corners, d4, patch).to(dev)
@@ -364,13 +373,13 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
             history["seconds"].append(time.perf_counter() - t0)
             last = epoch + 1 == config.epochs
             if ckpt_path is not None and rank == 0 and ((epoch + 1) % config.checkpoint_every == 0 or last):
-                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history, world)
+                _save_checkpoint(ckpt_path, model, opt, config, epoch + 1, history, world, seed)
     model.eval()
     return history
 
 
-def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-                     history: dict[str, list[float]], world_size: int = 1) -> None:
+def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, config: EnhancerTrainConfig,
+                     epoch: int, history: dict[str, list[float]], world_size: int = 1, seed: int = 0) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -379,7 +388,8 @@ def _save_checkpoint(path: Path, model: Enhancer, opt: torch.optim.Optimizer, co
         "world_size": world_size,
         "enhancer_config": asdict(model.config),
         "train_config": asdict(config),
-        "provenance": data.provenance({"enhancer": asdict(model.config), "train": asdict(config)}, config.seed),
+        "seed": seed,
+        "provenance": data.provenance({"enhancer": asdict(model.config), "train": asdict(config)}, seed),
     }
     with data.atomic_write(path) as tmp:
         torch.save(state, tmp)
@@ -414,11 +424,11 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     Examples
     --------
     >>> import numpy as np, pathlib, tempfile
-    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer, load_enhancer
+    >>> from decoding import Enhancer, EnhancerConfig, EnhancerTrainConfig, train_enhancer, load_enhancer
     >>> cfg = EnhancerConfig(width=0.125, channels=(64,), kernels=(3,), strides=(2,))
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.pt"
     >>> x = np.zeros((4, 8, 8), dtype="float32")
-    >>> _ = train_enhancer(Enhancer(cfg), x, x, TrainConfig(epochs=1, patch_size=0), checkpoint=p,
+    >>> _ = train_enhancer(Enhancer(cfg), x, x, EnhancerTrainConfig(epochs=1, patch_size=0), checkpoint=p,
     ...                    progress=False)
     >>> load_enhancer(p)[1]["epoch"]
     1
