@@ -12,7 +12,6 @@ checkpoint, a bad ``--device``) is reported before any work as one line ``error:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -133,17 +132,21 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def _config(cls: Any, path: Path | None, demo: bool) -> Any:
+    """``cls``'s defaults or its demo preset, with the fields a TOML file at ``path`` (if any) changes."""
+    if path is None:
+        return cls.preset("demo") if demo else cls()
+    if demo:  # the file changes the demo preset's fields
+        import data
+
+        return cls.preset("demo", **data.load_toml(path))
+    return cls.load(path)
+
+
 def _train_config(args: argparse.Namespace):
     import lcl
 
-    if args.config is not None:
-        import data
-
-        values = data.load_toml(args.config)
-        base = lcl.demo_config() if args.demo else lcl.LCLConfig()
-        config = base.replace(**values) if values else base
-    else:
-        config = lcl.demo_config() if args.demo else lcl.LCLConfig()
+    config = _config(lcl.LCLConfig, args.config, args.demo)
     overrides = {}
     if args.device:
         overrides["device"] = args.device
@@ -206,9 +209,9 @@ def _v2net(args: argparse.Namespace) -> int:
     if args.device:
         _check_device(args.device, "--device")
     try:
-        backend, recognition = lcl.load_recognition_config(args.config, demo=args.demo)
+        recognition = _config(lcl.RecognitionConfig, args.config, args.demo)
         if args.device:
-            recognition = dataclasses.replace(recognition, device=args.device)
+            recognition = recognition.replace(device=args.device)
     except _INPUT_ERRORS as exc:
         raise _UsageError(_message(exc)) from exc
     _check_device(recognition.device, "recognition.device")
@@ -218,7 +221,7 @@ def _v2net(args: argparse.Namespace) -> int:
     except _INPUT_ERRORS as exc:
         raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
     out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
-    results = lcl.corruption_benchmark(front, backend, recognition, out)
+    results = lcl.corruption_benchmark(front, recognition.backend, recognition, out)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
     return 0
 

@@ -295,8 +295,8 @@ class Context:
     def lcl_tiny(self):
         import lcl
 
-        return lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
-                               model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+        return lcl.LCLConfig.preset("demo", train={"steps": (1, 1), "batch_size": 4, "progress": False},
+                                            model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
 
     @functools.cached_property
     def folder_patches(self):

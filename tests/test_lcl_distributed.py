@@ -67,7 +67,7 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(tmp_path
     r = _torchrun(2, _write(tmp_path / "ddp.toml", batch=8, bias=False), tmp_path / "ddp")
     assert r.returncode == 0, r.stdout + r.stderr
     one = _write(tmp_path / "one.toml", batch=16, bias=False)
-    single_cfg = lcl.demo_config().replace(**__import__("data").load_toml(one))
+    single_cfg = lcl.LCLConfig.preset("demo").replace(**__import__("data").load_toml(one))
     single = lcl.Trainer(single_cfg, tmp_path / "one")
     single.run()
     ddp = _weights(tmp_path / "ddp")
@@ -192,7 +192,8 @@ def test_streaming_workers_shard_files_and_resume_exactly(tmp_path):
 
 def test_trainer_streams_a_folder_and_resumes_bit_identically(tmp_path):
     root = _make_folder(tmp_path / "f", 16, size=64)
-    cfg = lcl.demo_config(
+    cfg = lcl.LCLConfig.preset(
+        "demo",
         model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
         train={"steps": (3, 3), "batch_size": 4, "patch_size": 48, "checkpoint_every": 2, "progress": False},
         data={"source": "folder", "folder": str(root), "image_size": 64, "streaming": True, "workers": 2,
@@ -209,9 +210,9 @@ def test_trainer_streams_a_folder_and_resumes_bit_identically(tmp_path):
 
 def test_gpu_only_options_rejected_on_cpu():
     with pytest.raises(ValueError, match="GPU options"):
-        lcl.validate_config(lcl.demo_config(train={"precision": "bfloat16"}))
+        lcl.validate_config(lcl.LCLConfig.preset("demo", train={"precision": "bfloat16"}))
     with pytest.raises(ValueError, match="GPU options"):
-        lcl.validate_config(lcl.demo_config(train={"compile": True}))
+        lcl.validate_config(lcl.LCLConfig.preset("demo", train={"compile": True}))
     with pytest.raises(ValueError, match="streaming needs source='folder'"):
         lcl.DataConfig(streaming=True)
     assert lcl.OptimConfig(lr=1e-3, lr_scaling="sqrt", reference_batch=64).scaled_lr(256) == pytest.approx(2e-3)
@@ -220,9 +221,9 @@ def test_gpu_only_options_rejected_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_and_compile_on_gpu(tmp_path):
-    cfg = lcl.demo_config(model={"stage1": {"channels": 8}, "stage2": {"channels": 8}},
-                          train={"steps": (3, 3), "batch_size": 8, "device": "cuda", "precision": "bfloat16",
-                                 "compile": True, "progress": False})
+    cfg = lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 8}, "stage2": {"channels": 8}},
+                               train={"steps": (3, 3), "batch_size": 8, "device": "cuda", "precision": "bfloat16",
+                                      "compile": True, "progress": False})
     model = lcl.train(cfg, tmp_path)
     assert torch.isfinite(model.stage2.conv.weight).all()
 
@@ -239,8 +240,8 @@ def one_torch_thread():
 
 
 def _cpu_trainer(stage: int) -> tuple[lcl.Trainer, lcl.LCLConfig, torch.Tensor]:
-    cfg = lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
-                          train={"steps": (2, 2), "batch_size": 16, "patch_size": 48, "progress": False})
+    cfg = lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
+                               train={"steps": (2, 2), "batch_size": 16, "patch_size": 48, "progress": False})
     trainer = lcl.Trainer(cfg)
     trainer.phase_index = stage - 1
     trainer._start_phase()
