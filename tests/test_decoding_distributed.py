@@ -106,12 +106,15 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(ddp_run,
             continue
         # Float tolerance: convolutions on 4 vs 8 images, the gloo sums of gradients and of batch-norm statistics
         # and the global-batch-norm formula round differently from one process (about 1e-7 relative per step),
-        # and Adam's normalised steps carry that over the 32 steps. Measured: at most 1e-5 of how far training
+        # and Adam's normalised steps carry that over the 32 steps. Measured: at most 3e-5 of how far training
         # moved each tensor; allowed: 1e-3 of it (a wrong slice, local batch-norm statistics or a wrong loss
-        # scale give differences of the order of the movement itself).
+        # scale give differences of the order of the movement itself). Every tensor moves by more than 1e-5: the
+        # least, a decoder batch-norm bias, moved 6.1e-5 at the root seed (issue #17; the threshold was 1e-4 under
+        # the former train.seed, where the least movement was above it; the largest diff/moved went from 1e-5 to
+        # 2.7e-5).
         moved = (v - init[k]).abs().max().item()
         diff = (ddp["model"][k] - v).abs().max().item()
-        assert moved > 1e-4, k  # training did move every tensor: the comparison is not trivial
+        assert moved > 1e-5, k  # training did move every tensor: the comparison is not trivial
         assert diff <= 1e-3 * moved, (k, diff, moved)
     a, b = decoding.load_results(full / "results.nc"), decoding.load_results(tmp_path / "one" / "results.nc")
     assert a.attrs["world_size"] == 2 and b.attrs["world_size"] == 1

@@ -71,7 +71,7 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(tmp_path
     single = lcl.Trainer(single_cfg, tmp_path / "one")
     single.run()
     ddp = _weights(tmp_path / "ddp")
-    torch.manual_seed(single_cfg.train.seed)
+    torch.manual_seed(__import__("data").derive_seed(single_cfg.seed, "weights"))  # the trainer's initial weights
     init = lcl.V1V2(single_cfg.model).state_dict()
     for k, v in single.model.state_dict().items():
         # float tolerance: convolutions on 8 vs 16 images and the gloo sum round differently, and Adam divides by
@@ -267,12 +267,16 @@ def test_bf16_autocast_on_cpu_stage2_loss_close_to_float32(one_torch_thread):
     # Stage 2 centres its input (StageConfig.center_input): before that, the all-positive stage-1 responses gave
     # the untrained stage-2 features a common offset, their variation across patches was about 0.1 % of their
     # mean, below bfloat16's 0.4 % resolution, and the centred loss was rounding noise (off by 0.1-0.5; a strict
-    # xfail until then). Same tolerance as stage 1 (measured now: 4e-4).
+    # xfail until then). The gap depends on the draw: the 4e-4 once recorded here was one lucky seed. Measured
+    # (issue #17, when the root seed replaced train.seed) over 16 draws, 8 per seeding scheme, of this untrained
+    # 4-channel stage 2: |bf16 - fp32| from 1e-4 to 0.088, median 0.017 (losses -0.06 to -0.30); at the root seed
+    # 0 it is 0.057 (before: 1e-4 at train.seed 0). The tolerance is 0.1, above every measured draw and below the
+    # 0.1-0.5 of the uncentred input.
     trainer, cfg, views = _cpu_trainer(2)
     assert cfg.model.stage2.center_input
     ref = _loss_with(trainer, cfg, views).item()
     low = _loss_with(trainer, cfg.replace(train={"precision": "bfloat16"}), views).item()
-    assert abs(low - ref) < 0.02, (low, ref)
+    assert abs(low - ref) < 0.1, (low, ref)
 
 
 @pytest.mark.slow
