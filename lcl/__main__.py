@@ -189,15 +189,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_model(run: Path) -> Any:
+    """The trained model of the run folder or checkpoint ``run``; a bad file is a usage error naming it."""
+    import lcl
+
+    _read_checkpoint(_checkpoint_file(run))
+    try:
+        return lcl.load_model(run)
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(f"{_checkpoint_file(run)}: {_message(exc)}") from exc
+
+
+def _next_to(run: Path, name: str) -> Path:
+    """The default output ``name`` inside the run folder (or next to the checkpoint file) ``run``."""
+    return (run if run.is_dir() else run.parent) / name
+
+
 def _filters(args: argparse.Namespace) -> int:
     import lcl
 
-    _read_checkpoint(_checkpoint_file(args.run))
-    try:
-        model = lcl.load_model(args.run)
-    except _INPUT_ERRORS as exc:
-        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
-    target = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "filters")
+    model = _run_model(args.run)
+    target = args.out or _next_to(args.run, "filters")
     for path in lcl.plot_filters(model, target):
         print(path)
     return 0
@@ -215,12 +227,8 @@ def _v2net(args: argparse.Namespace) -> int:
     except _INPUT_ERRORS as exc:
         raise _UsageError(_message(exc)) from exc
     _check_device(recognition.device, "recognition.device")
-    _read_checkpoint(_checkpoint_file(args.run))
-    try:
-        front = lcl.load_model(args.run)
-    except _INPUT_ERRORS as exc:
-        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
-    out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
+    front = _run_model(args.run)
+    out = args.out or _next_to(args.run, "v2net")
     results = lcl.corruption_benchmark(front, recognition.backend, recognition, out)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
     return 0
