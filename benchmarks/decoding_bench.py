@@ -88,7 +88,7 @@ def main() -> None:
                    help="all: simulate + study; ceiling (a diagnostic, run only when asked): the enhancer trained on "
                         "crops of the held-out photographs themselves")
     p.add_argument("--ceiling-epochs", type=int, default=0, help="enhancer epochs for --part ceiling (0: the preset's)")
-    p.add_argument("--preset", default="bench", choices=sorted(decoding.PRESETS))
+    p.add_argument("--preset", default="bench", choices=decoding.StudyConfig.presets())
     p.add_argument("--out", type=Path, default=Path("out/decoding_bench"))
     p.add_argument("--resume", action="store_true", help="resume the enhancer training from OUT/enhancer.pt")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
