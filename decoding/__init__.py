@@ -24,6 +24,7 @@ from ._config import (
     RetinaConfig,
     StudyConfig,
     StudyDataConfig,
+    validate_study_config,
 )
 from ._enhancer import Enhancer, load_enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity, validate_counts
@@ -38,7 +39,6 @@ from ._study import (
     split_by_source,
     study_photographs,
     summary_table,
-    validate_study_config,
 )
 from .metrics import mse, psnr, ssim
 

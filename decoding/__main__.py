@@ -37,9 +37,9 @@ import torch
 
 import data
 
-from ._config import StudyConfig
+from ._config import StudyConfig, validate_study_config
 from ._plot import plot_reconstructions
-from ._study import load_results, run_study, summary_table, validate_study_config
+from ._study import load_results, run_study, summary_table
 
 
 _DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"

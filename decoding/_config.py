@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import data
 from data import LR_SCALINGS
@@ -33,6 +34,7 @@ __all__ = [
     "EnhancerTrainConfig",
     "StudyDataConfig",
     "StudyConfig",
+    "validate_study_config",
 ]
 
 
@@ -364,6 +366,46 @@ class StudyConfig(data.Config):
                 f"image size {crop} and training patch size {side} must be multiples of the enhancer's "
                 f"downsampling factor {self.enhancer.downsampling}"
             )
+
+
+def validate_study_config(config: StudyConfig) -> StudyConfig:
+    """Check what a :class:`StudyConfig` cannot check on construction (the environment); return it unchanged.
+
+    Entry points (:func:`run_study`, ``python -m decoding run``) call it before any work: ``data.image_folder``,
+    when set, must be an existing folder. Everything else is validated when the config is built.
+
+    Parameters
+    ----------
+    config
+        The study.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`StudyConfig`.
+    ValueError
+        If ``data.image_folder`` names no folder.
+
+    Examples
+    --------
+    >>> import decoding
+    >>> decoding.validate_study_config(decoding.StudyConfig.preset("tiny")).data.photo_size
+    64
+    >>> decoding.validate_study_config(decoding.StudyConfig().replace(data={"image_folder": "/no/such"}))
+    Traceback (most recent call last):
+    ...
+    ValueError: data.image_folder '/no/such' is not a directory
+    """
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    folder = config.data.image_folder
+    if folder and not Path(folder).expanduser().is_dir():
+        raise ValueError(f"data.image_folder {folder!r} is not a directory")
+    return config
 
 
 def _paper() -> StudyConfig:

@@ -16,14 +16,14 @@ import data
 from data._checks import check_array, check_bool, check_device, check_float, check_int, check_path, check_seed
 
 from . import metrics
-from ._config import StudyConfig, StudyDataConfig
+from ._config import StudyConfig, StudyDataConfig, validate_study_config
 from ._enhancer import Enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity
 from ._retina import Retina
 
 __all__ = [
     "split_by_source", "study_photographs", "make_datasets", "evaluate", "run_study", "load_results", "summary_table",
-    "validate_study_config", "METHODS",
+    "METHODS",
 ]
 
 METHODS = ("linear", "pointwise", "enhanced")
@@ -266,46 +266,6 @@ def evaluate(reference: Any, reconstructions: dict[str, Any], *, data_range: flo
                              ("ssim", metrics.ssim, {"data_range": data_range}))}
     return xr.Dataset({k: (("decoder", "stimulus_id"), v) for k, v in out.items()},
                       coords={"decoder": names, "stimulus_id": ids}, attrs={"data_range": float(data_range)})
-
-
-def validate_study_config(config: StudyConfig) -> StudyConfig:
-    """Check what a :class:`StudyConfig` cannot check on construction (the environment); return it unchanged.
-
-    Entry points (:func:`run_study`, ``python -m decoding run``) call it before any work: ``data.image_folder``,
-    when set, must be an existing folder. Everything else is validated when the config is built.
-
-    Parameters
-    ----------
-    config
-        The study.
-
-    Returns
-    -------
-    StudyConfig
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`StudyConfig`.
-    ValueError
-        If ``data.image_folder`` names no folder.
-
-    Examples
-    --------
-    >>> import decoding
-    >>> decoding.validate_study_config(decoding.StudyConfig.preset("tiny")).data.photo_size
-    64
-    >>> decoding.validate_study_config(decoding.StudyConfig().replace(data={"image_folder": "/no/such"}))
-    Traceback (most recent call last):
-    ...
-    ValueError: data.image_folder '/no/such' is not a directory
-    """
-    if not isinstance(config, StudyConfig):
-        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
-    folder = config.data.image_folder
-    if folder and not Path(folder).expanduser().is_dir():
-        raise ValueError(f"data.image_folder {folder!r} is not a directory")
-    return config
 
 
 def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None = None, resume: bool = False,
