@@ -48,19 +48,15 @@ _RUN_FIELDS = ("seed", "device")
 
 
 def _default_lcl() -> lcl.LCLConfig:
-    return lcl.demo_config()
+    return lcl.LCLConfig.preset("demo")
 
 
 def _default_decoding() -> decoding.StudyConfig:
-    return decoding.default_config("demo")
-
-
-def _default_backend() -> lcl.BackEndConfig:
-    return lcl.demo_recognition_config()[0]
+    return decoding.StudyConfig.preset("demo")
 
 
 def _default_recognition() -> lcl.RecognitionConfig:
-    return lcl.demo_recognition_config()[1]
+    return lcl.RecognitionConfig.preset("demo")
 
 
 def _default_predictivity() -> PredictivityConfig:
@@ -74,7 +70,7 @@ def _default_predictivity() -> PredictivityConfig:
 _COMPONENTS = (("lcl", lcl.LCLConfig), ("stimuli", TextureStimuliConfig), ("neural", NeuralDataConfig),
                ("modulation", ModulationConfig), ("predictivity", PredictivityConfig),
                ("geometry", GeometryConfig), ("decoding", decoding.StudyConfig),
-               ("backend", lcl.BackEndConfig), ("recognition", lcl.RecognitionConfig), ("jobs", JobsConfig))
+               ("recognition", lcl.RecognitionConfig), ("jobs", JobsConfig))
 
 
 def _run_fields(config: Any, where: str) -> list[tuple[str, Any, Any]]:
@@ -101,7 +97,7 @@ def _tiny() -> PipelineConfig:
         neural={"simulated": {"n_v1": 10, "n_v2": 10, "n_repetitions": 4}},
         predictivity={"n_components": 2, "n_splits": 2, "train_size": 0.75, "ceiling_splits": 2},
         geometry={"n_t": 20, "cv": 2},
-        decoding=decoding.default_config("tiny"),
+        decoding=decoding.StudyConfig.preset("tiny"),
         jobs={"executor": "debug"},
     )
 
@@ -109,8 +105,9 @@ def _tiny() -> PipelineConfig:
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig(data.Config):
     """The main job. TOML: top-level keys plus one table per component (``[lcl]``, ``[stimuli]``, ``[neural]``,
-    ``[modulation]``, ``[predictivity]``, ``[geometry]``, ``[decoding]``, ``[backend]``, ``[recognition]``,
-    ``[jobs]``); a table changes only the keys it names of the embedded default (preset ``"demo"``).
+    ``[modulation]``, ``[predictivity]``, ``[geometry]``, ``[decoding]``, ``[recognition]`` with
+    ``[recognition.backend]``, ``[jobs]``); a table changes only the keys it names of the embedded default (preset
+    ``"demo"``).
 
     Seeds: ``seed`` is the run's one root seed. Every step's seed derives from it with :func:`data.derive_seed`:
 
@@ -118,11 +115,11 @@ class PipelineConfig(data.Config):
     step                          seed
     ============================  ========================================================================
     stimulus synthesis            ``derive_seed(seed, "stimuli")`` (:attr:`TextureStimuliConfig.seed`)
-    LCL training (every model)    ``derive_seed(seed, "lcl")`` (``lcl.train.seed``; the same for all models,
+    LCL training (every model)    ``derive_seed(seed, "lcl")`` (``lcl.seed``; the same for all models,
                                   so the ablations and the untrained control start from the same weights)
     simulated recording           ``derive_seed(seed, "neural")`` (:attr:`SimulatedRecordingConfig.seed`)
-    decoding study                ``derive_seed(seed, "decoding", part)`` for each part (``data``,
-                                  ``retina``, ``train``) of ``decoding.StudyConfig`` that has a seed
+    decoding study                ``derive_seed(seed, "decoding")`` (``decoding.seed``, the study's root,
+                                  from which it derives its split, crops, retina noise and enhancer)
     LCL-V2Net                     ``derive_seed(seed, "v2net")`` (``recognition.seed``)
     texture modulation bootstrap  ``derive_seed(seed, "modulation", label)`` (label e.g. ``lcl_stage2``)
     geometry                      ``derive_seed(seed, "geometry", label)`` (feature subsampling, capacity)
@@ -145,7 +142,7 @@ class PipelineConfig(data.Config):
     stages
         Model stages to record, from :data:`STAGES`.
     lcl
-        LCL training (default :func:`lcl.demo_config`); the ablations change it as :data:`MODELS` says.
+        LCL training (default ``lcl.LCLConfig.preset("demo")``); the ablations change it as :data:`MODELS` says.
     stimuli
         Texture / noise stimuli.
     neural
@@ -157,15 +154,15 @@ class PipelineConfig(data.Config):
     geometry
         Population geometry.
     decoding
-        The decoding study (default ``decoding.default_config("demo")``; in TOML, ``preset = "paper"`` or
+        The decoding study (default ``decoding.StudyConfig.preset("demo")``; in TOML, ``preset = "paper"`` or
         ``"tiny"`` in ``[decoding]`` starts from another preset).
     run_decoding
         Run the decoding study.
     run_v2net
         Train LCL-V2Net (the frozen ``lcl`` front end + a ResNet-style back end) and its baselines for recognition
         and evaluate them under corruptions (off in the embedded default: several minutes on a CPU).
-    backend, recognition
-        LCL-V2Net back end and task (default :func:`lcl.demo_recognition_config`).
+    recognition
+        LCL-V2Net task, training and back end (default ``lcl.RecognitionConfig.preset("demo")``).
     jobs
         Executor settings.
 
@@ -205,7 +202,6 @@ class PipelineConfig(data.Config):
     decoding: decoding.StudyConfig = dataclasses.field(default_factory=_default_decoding)
     run_decoding: bool = True
     run_v2net: bool = False
-    backend: lcl.BackEndConfig = dataclasses.field(default_factory=_default_backend)
     recognition: lcl.RecognitionConfig = dataclasses.field(default_factory=_default_recognition)
     jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
 
@@ -262,7 +258,7 @@ class PipelineConfig(data.Config):
         values = dict(values or {})
         if isinstance(values.get("decoding"), Mapping):
             table = dict(values["decoding"])
-            values["decoding"] = decoding.default_config(table.pop("preset", "demo"), **table)
+            values["decoding"] = decoding.StudyConfig.preset(table.pop("preset", "demo"), **table)
         for name, _ in _COMPONENTS:
             if name in values and not isinstance(values[name], (Mapping, decoding.StudyConfig)):
                 raise ValueError(f"{where}[{name}] must be a table, got {type(values[name]).__name__}")

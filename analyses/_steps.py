@@ -10,7 +10,6 @@ Every seed is derived from the run's root seed by :func:`data.derive_seed` (see 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,13 @@ def model_config(config: PipelineConfig, name: str) -> lcl.LCLConfig:
     """The LCL config of model ``name``: its :data:`MODELS` changes, seed ``derive_seed(seed, "lcl")`` (the same
     for every model) and the run's device."""
     changes = MODELS[name] or {}
-    run = {"train": {"seed": data.derive_seed(config.seed, "lcl"), "device": config.device}}
+    run = {"seed": data.derive_seed(config.seed, "lcl"), "train": {"device": config.device}}
     return config.lcl.replace(**changes).replace(**run)
 
 
 def decoding_config(config: PipelineConfig) -> decoding.StudyConfig:
-    """The decoding study of the run: each part with a ``seed`` gets ``derive_seed(seed, "decoding", part)``."""
-    c = config.decoding
-    changes = {f.name: {"seed": data.derive_seed(config.seed, "decoding", f.name)}
-               for f in dataclasses.fields(c) if hasattr(getattr(c, f.name), "seed")}
-    return data.update_config(c, changes)
+    """The decoding study of the run, with the root seed ``derive_seed(seed, "decoding")``."""
+    return config.decoding.replace(seed=data.derive_seed(config.seed, "decoding"))
 
 
 def recognition_config(config: PipelineConfig) -> lcl.RecognitionConfig:
@@ -68,12 +64,9 @@ def recognition_config(config: PipelineConfig) -> lcl.RecognitionConfig:
 def derived_seeds(config: PipelineConfig) -> dict[str, int]:
     """The seeds the making steps use, by name (written into ``config.json``; the measuring steps' seeds are in
     their result files)."""
-    seeds = {"stimuli": stimuli_config(config).seed, "lcl": model_config(config, config.models[0]).train.seed,
-             "neural": simulated_config(config).seed, "v2net": recognition_config(config).seed}
-    d = decoding_config(config)
-    seeds.update({f"decoding.{f.name}": getattr(d, f.name).seed for f in dataclasses.fields(d)
-                  if hasattr(getattr(d, f.name), "seed")})
-    return seeds
+    return {"stimuli": stimuli_config(config).seed, "lcl": model_config(config, config.models[0]).seed,
+            "neural": simulated_config(config).seed, "decoding": decoding_config(config).seed,
+            "v2net": recognition_config(config).seed}
 
 
 def _threads(n: int) -> None:
@@ -129,7 +122,7 @@ def step_train(config: PipelineConfig, name: str, out: str) -> dict[str, str]:
         state = {k: v.cpu() for k, v in model.state_dict().items()}
         with data.atomic_write(model_file) as tmp:
             torch.save({"model": state, "config": cfg.to_dict(),
-                        "provenance": data.provenance(cfg, cfg.train.seed)}, tmp)
+                        "provenance": data.provenance(cfg, cfg.seed)}, tmp)
         return result
     lcl.train(cfg, folder, resume=(folder / "checkpoint.pt").is_file())
     return result
@@ -171,8 +164,8 @@ def step_v2net(config: PipelineConfig, out: str, manifest: Manifest) -> dict[str
     folder = Path(out) / "v2net"
     results = folder / "corruptions.nc"
     if not results.is_file():
-        lcl.corruption_benchmark(lcl.load_model(manifest.path("model:lcl")), config.backend,
-                                 recognition_config(config), folder)
+        rc = recognition_config(config)
+        lcl.corruption_benchmark(lcl.load_model(manifest.path("model:lcl")), rc.backend, rc, folder)
     return {"v2net": str(results)}
 
 

@@ -54,19 +54,22 @@ def bench_ceiling(preset: str, epochs: int, device: str) -> dict[str, dict[str, 
     photographs themselves, then scored on the study's test crops (same crops, spikes and linear decoder as the
     study). The crops overlap the test crops, so this bounds from above what more photographs of the same kind
     could give this network and training budget on these test photographs."""
-    cfg = decoding.default_config(preset, **({"train": {"epochs": epochs}} if epochs else {}))
-    size, seed = cfg.retina.image_size, cfg.retina.seed
-    sets = decoding.make_datasets(cfg.data, size)
+    cfg = decoding.StudyConfig.preset(preset, **({"train": {"epochs": epochs}} if epochs else {}))
+    size, seed = cfg.retina.image_size, cfg.seed
+    sets = decoding.make_datasets(cfg.data, size, seed=seed)
     retina = decoding.Retina(cfg.retina).to(device)
-    counts = {name: retina.simulate(sets[name], seed=seed + k, batch_size=cfg.batch_size, progress=False)
-              for k, name in ((0, "decoder"), (2, "test"))}  # the study's seeds for these two sets
+    counts = {name: retina.simulate(sets[name], seed=data.derive_seed(seed, "retina", name), batch_size=cfg.batch_size,
+                                    progress=False)
+              for name in ("decoder", "test")}  # the study's seeds for these two sets
     dec = decoding.LinearDecoder(cfg.decoder.alpha, chunk_size=cfg.decoder.chunk_size, dtype=cfg.decoder.dtype,
                                  device=device, progress=False).fit(counts["decoder"], sets["decoder"])
-    test_photos = decoding.study_photographs(cfg.data)[1]
-    crops = data.sample_patches(test_photos, cfg.data.n_enhancer, size, seed=cfg.data.seed * 10 + 4)
-    lin_train = dec.predict(retina.simulate(crops, seed=seed + 3, batch_size=cfg.batch_size, progress=False))
-    model = decoding.Enhancer(cfg.enhancer, seed=cfg.train.seed)
-    decoding.train_enhancer(model, lin_train, crops["image"].values, cfg.train, device=device)
+    test_photos = decoding.study_photographs(cfg.data, seed=seed)[1]
+    crops = data.sample_patches(test_photos, cfg.data.n_enhancer, size, seed=data.derive_seed(seed, "crops", "ceiling"))
+    lin_train = dec.predict(retina.simulate(crops, seed=data.derive_seed(seed, "retina", "ceiling"),
+                                            batch_size=cfg.batch_size, progress=False))
+    model = decoding.Enhancer(cfg.enhancer, seed=data.derive_seed(seed, "enhancer", "weights"))
+    decoding.train_enhancer(model, lin_train, crops["image"].values, cfg.train,
+                            seed=data.derive_seed(seed, "enhancer", "batches"), device=device)
     lin = dec.predict(counts["test"], batch_size=cfg.batch_size)
     scores = decoding.evaluate(sets["test"], {"linear": lin, "enhanced": model.enhance(lin, device=device)})
     gain = {k: (scores[k].sel(decoder="enhanced") - scores[k].sel(decoder="linear")).values for k in ("psnr", "ssim")}
@@ -85,7 +88,7 @@ def main() -> None:
                    help="all: simulate + study; ceiling (a diagnostic, run only when asked): the enhancer trained on "
                         "crops of the held-out photographs themselves")
     p.add_argument("--ceiling-epochs", type=int, default=0, help="enhancer epochs for --part ceiling (0: the preset's)")
-    p.add_argument("--preset", default="bench", choices=sorted(decoding.PRESETS))
+    p.add_argument("--preset", default="bench", choices=decoding.StudyConfig.presets())
     p.add_argument("--out", type=Path, default=Path("out/decoding_bench"))
     p.add_argument("--resume", action="store_true", help="resume the enhancer training from OUT/enhancer.pt")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
@@ -104,7 +107,7 @@ def main() -> None:
               f"mean count {s['mean_count']:.2f} per cell per image, {100 * s['fraction_zero']:.1f}% zeros")
         print(f"[simulate] goal < 10 s on 2 cores: {verdict(s['seconds'] < 10)}")
     if args.part in ("all", "study"):
-        cfg = decoding.default_config(args.preset)
+        cfg = decoding.StudyConfig.preset(args.preset)
         print(f"\n[study] preset {args.preset!r}: {cfg.retina.n_cells} cells on {cfg.retina.image_size}px crops; "
               f"{cfg.data.n_decoder} decoder / {cfg.data.n_enhancer} enhancer / {cfg.data.n_test} test crops; "
               f"enhancer width {cfg.enhancer.width}, {cfg.train.epochs} epochs on {cfg.train.patch_size}px patches")
@@ -129,7 +132,7 @@ def main() -> None:
     if args.part == "ceiling":
         t0 = time.perf_counter()
         c = bench_ceiling(args.preset, args.ceiling_epochs, args.device)
-        epochs = args.ceiling_epochs or decoding.default_config(args.preset).train.epochs
+        epochs = args.ceiling_epochs or decoding.StudyConfig.preset(args.preset).train.epochs
         print(f"\n[ceiling] preset {args.preset!r} enhancer, {epochs} epochs, trained on crops of the HELD-OUT "
               f"photographs (overlapping the test crops; new spikes), scored on the study's test crops:")
         for name, g in c.items():

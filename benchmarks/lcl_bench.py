@@ -29,7 +29,7 @@ from lcl._train import channels_last  # noqa: E402
 
 
 def _config(name: str, device: str) -> lcl.LCLConfig:
-    cfg = lcl.demo_config() if name == "demo" else lcl.LCLConfig()
+    cfg = lcl.LCLConfig.preset("demo") if name == "demo" else lcl.LCLConfig()
     return cfg.replace(train={"progress": False, "device": device})
 
 

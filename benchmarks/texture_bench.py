@@ -39,7 +39,7 @@ import analyses  # noqa: E402
 import data  # noqa: E402
 import lcl  # noqa: E402
 
-TRAINED = {"lcl": {}, "fixed": {"deform": {"matching": "fixed"}}, "end_to_end": {"train": {"mode": "end_to_end"}}}
+TRAINED = lcl.ABLATIONS
 ORDER = ["lcl", "fixed", "end_to_end", "untrained", "random_stage2"]
 
 
@@ -103,13 +103,14 @@ def main() -> None:
     p.add_argument("--sweep-seeds", type=int, default=3)
     p.add_argument("--out", default="outputs/texture_bench")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--config", default="", help="LCL config TOML for the models (default: lcl.demo_config())")
+    p.add_argument("--config", default="", help="LCL config TOML for the models (default: the demo preset)")
     p.add_argument("--quick", action="store_true", help="tiny budget and stimuli: a smoke run, not a measurement")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = (lcl.load_config(args.config) if args.config else lcl.demo_config()).replace(train={"progress": False})
+    base = lcl.LCLConfig.load(args.config) if args.config else lcl.LCLConfig.preset("demo")
+    base = lcl.validate_config(base.replace(train={"progress": False}))
     stim_cfg = analyses.TextureStimuliConfig()
     if args.quick:
         base = base.replace(train={"steps": (20, 20)})
@@ -135,7 +136,7 @@ def main() -> None:
               + (f", trained in {seconds:.0f} s" if seconds is not None else ""), flush=True)
 
     for seed in range(args.seeds):
-        cfg_seed = base.replace(train={"seed": seed})
+        cfg_seed = base.replace(seed=seed)
         lcl_model = None
         for name, change in TRAINED.items():
             cfg = cfg_seed.replace(**change) if change else cfg_seed
@@ -146,7 +147,7 @@ def main() -> None:
         add("random_stage2", seed, *_control_pair(cfg_seed, lcl_model, True))
     for k in sweep:
         for seed in range(min(args.sweep_seeds, args.seeds) if k != 1.0 else 0):
-            cfg = base.replace(train={"seed": seed}, deform={"stage_scale": (1.0, k)})
+            cfg = base.replace(seed=seed, deform={"stage_scale": (1.0, k)})
             model, seconds, silent = _train(cfg, out / "models" / f"lcl_stage2x{k:g}_seed{seed}")
             add(f"lcl stage2 x{k:g}", seed, model, seconds, silent)
     if 1.0 in sweep:

@@ -10,23 +10,21 @@ command line.
 Examples
 --------
 >>> import decoding
->>> cfg = decoding.default_config("demo")          # 64 x 64 crops, 1393 cells, a few minutes on a CPU
+>>> cfg = decoding.StudyConfig.preset("demo")      # 64 x 64 crops, 1393 cells, a few minutes on a CPU
 >>> results = decoding.run_study(cfg, out_dir="out/decoding")          # doctest: +SKIP
 >>> decoding.plot_reconstructions(results, "out/decoding/reconstructions")  # doctest: +SKIP
 """
 
 from . import metrics
 from ._config import (
-    PRESETS,
-    DataConfig,
     DecoderConfig,
     EnhancerConfig,
+    EnhancerTrainConfig,
     MosaicConfig,
     RetinaConfig,
     StudyConfig,
-    TrainConfig,
-    default_config,
-    study_config_from_json,
+    StudyDataConfig,
+    validate_study_config,
 )
 from ._enhancer import Enhancer, load_enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity, validate_counts
@@ -69,6 +67,7 @@ __all__ = [
     "run_study",
     "load_results",
     "summary_table",
+    "validate_study_config",
     "plot_reconstructions",
     "METHODS",
     # configs
@@ -76,10 +75,7 @@ __all__ = [
     "RetinaConfig",
     "DecoderConfig",
     "EnhancerConfig",
-    "TrainConfig",
-    "DataConfig",
+    "EnhancerTrainConfig",
+    "StudyDataConfig",
     "StudyConfig",
-    "default_config",
-    "study_config_from_json",
-    "PRESETS",
 ]

@@ -37,7 +37,7 @@ import torch
 
 import data
 
-from ._config import PRESETS, default_config
+from ._config import StudyConfig, validate_study_config
 from ._plot import plot_reconstructions
 from ._study import load_results, run_study, summary_table
 
@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common],
                          help="simulate, fit the decoders, train the enhancer, evaluate, plot "
                               "(also under torchrun: distributed enhancer training)")
-    run.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="base configuration (default demo)")
+    run.add_argument("--preset", default="demo", choices=StudyConfig.presets(), help="base configuration (default demo)")
     run.add_argument("--config", type=Path, help="TOML file overriding preset fields, by section")
     run.add_argument("--out", type=Path, required=True, help="output folder (results.nc, enhancer.pt, figures)")
     run.add_argument("--resume", action="store_true", help="continue training from OUT/enhancer.pt")
@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     try:
         overrides = data.load_toml(args.config) if args.config else {}
-        config = default_config(args.preset, **overrides)
+        config = validate_study_config(StudyConfig.preset(args.preset, **overrides))
     except _INPUT_ERRORS as exc:
         raise _UsageError(_message(exc)) from exc
     _check_device(args.device)

@@ -1,189 +1,45 @@
-"""Frozen config dataclasses, one per component, and the named presets of a decoding study."""
+"""The configs of a decoding study (one frozen :class:`data.Config` per component) and its named presets.
+
+Seeds: :attr:`StudyConfig.seed` is the study's one root seed; no component carries a seed of its own. The code
+derives every other seed from it with :func:`data.derive_seed` where it is used (:func:`decoding.run_study`,
+:func:`decoding.make_datasets`)::
+
+    seed                                   StudyConfig.seed (the root; provenance records it)
+    |- derive_seed(seed, "split")          held-out photographs drawn when data.test_sources is empty
+    |- derive_seed(seed, "crops", SET)     crop positions and flips of SET = "decoder", "enhancer", "test"
+    |- derive_seed(seed, "retina", SET)    Poisson spike noise of each set
+    |- derive_seed(seed, "pointwise")      pixel pairs the point-wise nonlinearity is fitted on
+    |- derive_seed(seed, "enhancer", "weights")   initial enhancer weights
+    '- derive_seed(seed, "enhancer", "batches")   every epoch's order, crops and flips (train_enhancer's seed)
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import data
 from data import LR_SCALINGS
-from data._checks import check_seed, check_str
+from data._checks import check_seed
+
+from ._retina_config import MosaicConfig, RetinaConfig, _positive, scaled_mosaics
 
 __all__ = [
     "MosaicConfig",
     "RetinaConfig",
     "DecoderConfig",
     "EnhancerConfig",
-    "TrainConfig",
-    "DataConfig",
+    "EnhancerTrainConfig",
+    "StudyDataConfig",
     "StudyConfig",
-    "default_config",
-    "study_config_from_json",
-    "PRESETS",
+    "validate_study_config",
 ]
 
-NONLINEARITIES = ("softplus", "exponential", "relu", "identity")
-NOISES = ("poisson", "none")
-
-
-def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
-    kind = "integer" if integer else "number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        raise TypeError(f"{name} must be a {kind}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-
 
 @dataclass(frozen=True)
-class MosaicConfig:
-    """One regular mosaic of one retinal ganglion-cell type.
-
-    Parameters
-    ----------
-    name
-        Cell type, e.g. ``"on_parasol"``; becomes the ``cell_type`` coordinate.
-    grid
-        Cells per side (the mosaic is ``grid x grid``).
-    polarity
-        ``+1`` for ON cells (excited by light increments), ``-1`` for OFF cells.
-    center_sigma
-        Standard deviation of the Gaussian centre, in units of the mosaic spacing.
-    surround_sigma
-        Standard deviation of the Gaussian surround, in units of the mosaic spacing.
-    surround_weight
-        Integrated strength of the surround relative to the centre (0: no surround, 1: balanced DoG).
-    spacing
-        Distance between neighbouring cells in pixels; ``None`` (default) tiles the whole image,
-        ``image_size / grid``. A mosaic is centred on the image and must fit inside it.
-
-    Examples
-    --------
-    >>> from decoding import MosaicConfig
-    >>> MosaicConfig("on_midget", grid=43, polarity=1).center_sigma
-    0.5
-    """
-
-    name: str
-    grid: int
-    polarity: int = 1
-    center_sigma: float = 0.5
-    surround_sigma: float = 1.5
-    surround_weight: float = 0.55
-    spacing: float | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"mosaic name must be a non-empty string, got {self.name!r}")
-        _positive(f"mosaic {self.name!r} grid", self.grid, integer=True)
-        if self.polarity not in (1, -1) or isinstance(self.polarity, bool):
-            raise ValueError(f"mosaic {self.name!r} polarity must be +1 (ON) or -1 (OFF), got {self.polarity!r}")
-        _positive(f"mosaic {self.name!r} center_sigma", self.center_sigma)
-        _positive(f"mosaic {self.name!r} surround_sigma", self.surround_sigma)
-        _positive(f"mosaic {self.name!r} surround_weight", self.surround_weight, allow_zero=True)
-        if self.spacing is not None:
-            _positive(f"mosaic {self.name!r} spacing", self.spacing)
-
-
-def _default_mosaics() -> tuple[MosaicConfig, ...]:
-    # Grids as in Parthasarathy et al. 2017 (5398 cells on 128 x 128). Centre sizes relative to spacing, surround
-    # three times the centre with 0.55 of its strength (after Croner & Kaplan 1995, radius ratio shortened to keep
-    # border effects small on 128-pixel images). These are our choices, not the paper's (which are unpublished).
-    return (
-        MosaicConfig("on_parasol", 26, +1, center_sigma=0.6, surround_sigma=1.8),
-        MosaicConfig("off_parasol", 32, -1, center_sigma=0.6, surround_sigma=1.8),
-        MosaicConfig("on_midget", 43, +1, center_sigma=0.5, surround_sigma=1.5),
-        MosaicConfig("off_midget", 43, -1, center_sigma=0.5, surround_sigma=1.5),
-    )
-
-
-@dataclass(frozen=True)
-class RetinaConfig:
-    """A simulated retina: mosaics of difference-of-Gaussians cells, a static nonlinearity, spike noise.
-
-    The expected spike count of a cell with receptive field ``k`` (centre minus surround, each a unit-volume
-    Gaussian in pixel units) on image ``I`` is ``scale * f(gain * polarity * sum(k * (I - background)) + offset)``.
-
-    Parameters
-    ----------
-    image_size
-        Side of the square input images in pixels.
-    mosaics
-        The cell mosaics (default: ON/OFF parasol 26x26 and 32x32, ON/OFF midget 43x43 each).
-    nonlinearity
-        ``"softplus"`` (default), ``"exponential"``, ``"relu"`` or ``"identity"`` (a linear retina).
-    gain, offset, scale
-        Parameters of the nonlinearity (defaults give about 4.5 spikes per cell per natural image).
-    background
-        Luminance subtracted before filtering (mean of the adapting background).
-    noise
-        ``"poisson"`` spike counts or ``"none"`` (the expected counts themselves).
-    seed
-        Default seed of the spike noise.
-
-    Examples
-    --------
-    >>> from decoding import RetinaConfig
-    >>> cfg = RetinaConfig()
-    >>> sum(m.grid ** 2 for m in cfg.mosaics)
-    5398
-    """
-
-    image_size: int = 128
-    mosaics: tuple[MosaicConfig, ...] = field(default_factory=_default_mosaics)
-    nonlinearity: str = "softplus"
-    gain: float = 12.0
-    offset: float = 0.0
-    scale: float = 5.0
-    background: float = 0.5
-    noise: str = "poisson"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _positive("image_size", self.image_size, integer=True)
-        mosaics = tuple(MosaicConfig(**m) if isinstance(m, dict) else m for m in self.mosaics)
-        object.__setattr__(self, "mosaics", mosaics)
-        if not mosaics:
-            raise ValueError("a retina needs at least one mosaic")
-        if not all(isinstance(m, MosaicConfig) for m in mosaics):
-            raise TypeError("mosaics must be MosaicConfig instances (or dicts of their fields)")
-        names = [m.name for m in mosaics]
-        if len(set(names)) != len(names):
-            raise ValueError(f"mosaic names must be unique, got {names}")
-        for m in mosaics:
-            spacing = self.image_size / m.grid if m.spacing is None else m.spacing
-            extent = m.grid * spacing
-            if m.grid > self.image_size or extent > self.image_size + 1e-9:
-                raise ValueError(
-                    f"mosaic {m.name!r} is larger than the image: {m.grid} cells x spacing {spacing:g} px = "
-                    f"{extent:g} px (or more cells than pixels per side) on a {self.image_size} px image"
-                )
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
-        if self.noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
-        if self.noise == "poisson" and self.nonlinearity == "identity":
-            raise ValueError("Poisson noise needs non-negative rates; use a rectifying nonlinearity or noise='none'")
-        for name in ("gain", "offset", "scale", "background"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        _positive("scale", self.scale)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise TypeError(f"seed must be an integer, got {self.seed!r}")
-
-    @property
-    def n_cells(self) -> int:
-        """Total number of cells over all mosaics."""
-        return sum(m.grid ** 2 for m in self.mosaics)
-
-
-@dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(data.Config):
     """Ridge regression from spike counts (+ bias) to pixels, and the point-wise nonlinearity fitted after it.
 
     Parameters
@@ -211,7 +67,7 @@ class DecoderConfig:
     dtype: str = "float32"
     pointwise_samples: int = 500_000
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _positive("alpha", self.alpha, allow_zero=True)
         _positive("chunk_size", self.chunk_size, integer=True)
         if self.dtype not in ("float32", "float64"):
@@ -220,7 +76,7 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
-class EnhancerConfig:
+class EnhancerConfig(data.Config):
     """The convolutional autoencoder that enhances linear reconstructions (Parthasarathy et al. 2017).
 
     Encoder: ``conv(c_i, k_i, stride s_i) -> batch norm -> ReLU`` for each layer; the decoder mirrors it with
@@ -256,7 +112,7 @@ class EnhancerConfig:
     residual: bool = True
     skips: bool = False
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         for name in ("channels", "kernels", "strides"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -293,7 +149,7 @@ class EnhancerConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class EnhancerTrainConfig(data.Config):
     """Training of the enhancer: MSE loss, Adam, random sub-patches with flips, seeded per epoch.
 
     Parameters
@@ -323,8 +179,6 @@ class TrainConfig:
         Linear warm-up of the learning rate over the first steps (0: none).
     grad_clip
         Largest global norm of the gradients (0: no clipping).
-    seed
-        Seed of the initial weights and of every epoch's order, crops and flips.
     checkpoint_every
         Write a checkpoint every this many epochs (and always after the last).
     precision
@@ -336,10 +190,10 @@ class TrainConfig:
 
     Examples
     --------
-    >>> from decoding import TrainConfig
-    >>> TrainConfig(epochs=2).batch_size
+    >>> from decoding import EnhancerTrainConfig
+    >>> EnhancerTrainConfig(epochs=2).batch_size
     16
-    >>> TrainConfig(precision="float16")
+    >>> EnhancerTrainConfig(precision="float16")
     Traceback (most recent call last):
     ...
     ValueError: precision must be 'float32' or 'bfloat16', got 'float16'
@@ -353,7 +207,6 @@ class TrainConfig:
     flips: bool = True
     schedule: str = "cosine"
     warmup_steps: int = 0
-    seed: int = 0
     checkpoint_every: int = 1
     lr_scaling: str = "none"
     reference_batch: int = 16
@@ -361,7 +214,7 @@ class TrainConfig:
     compile: bool = False
     grad_clip: float = 0.0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _positive("epochs", self.epochs, integer=True)
         _positive("batch_size", self.batch_size, integer=True)
         _positive("lr", self.lr)
@@ -379,14 +232,12 @@ class TrainConfig:
         _positive("warmup_steps", self.warmup_steps, integer=True, allow_zero=True)
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         _positive("checkpoint_every", self.checkpoint_every, integer=True)
         _positive("grad_clip", self.grad_clip, allow_zero=True)
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class StudyDataConfig(data.Config):
     """Images of a study: random crops of the bundled photographs (or of an image folder), split by photograph.
 
     The photographs (``data.natural_images(photo_size)``, or ``data.image_folder(image_folder, photo_size)``) are
@@ -403,24 +254,24 @@ class DataConfig:
     n_test
         Test crops from the held-out photographs.
     test_sources
-        Names of the held-out photographs; empty: ``n_test_sources`` drawn with ``seed``.
+        Names of the held-out photographs; empty: ``n_test_sources`` drawn with a seed derived from
+        :attr:`StudyConfig.seed`.
     n_test_sources
         Number of held-out photographs when ``test_sources`` is empty.
     flips
         Random flips/transposes of the training crops (augmentation).
-    seed
-        Seed of the split, the crops and the flips.
     image_folder
         A folder of images to use instead of the bundled photographs (searched recursively; each file is one
         source photograph, named by its file stem; files smaller than ``photo_size`` are left out). Empty: the
-        bundled photographs.
+        bundled photographs. That the folder exists is checked by :func:`decoding.validate_study_config`
+        (entry points call it before any work), not on construction.
     max_images
         Read at most this many files of ``image_folder`` (sorted by path); 0: all.
 
     Examples
     --------
-    >>> from decoding import DataConfig
-    >>> DataConfig(test_sources=("camera", "moon")).test_sources
+    >>> from decoding import StudyDataConfig
+    >>> StudyDataConfig(test_sources=("camera", "moon")).test_sources
     ('camera', 'moon')
     """
 
@@ -431,17 +282,14 @@ class DataConfig:
     test_sources: tuple[str, ...] = ()
     n_test_sources: int = 4
     flips: bool = True
-    seed: int = 0
     image_folder: str = ""
     max_images: int = 0
 
-    def __post_init__(self) -> None:
-        if isinstance(self.image_folder, Path):
-            object.__setattr__(self, "image_folder", str(self.image_folder))
+    def validate(self) -> None:
+        if isinstance(self.image_folder, os.PathLike):
+            object.__setattr__(self, "image_folder", os.fspath(self.image_folder))
         if not isinstance(self.image_folder, str):
             raise TypeError(f"image_folder must be a path, got {self.image_folder!r}")
-        if self.image_folder and not Path(self.image_folder).is_dir():
-            raise ValueError(f"image_folder {self.image_folder!r} is not a directory")
         if isinstance(self.max_images, bool) or not isinstance(self.max_images, int) or self.max_images < 0:
             raise ValueError(f"max_images must be an integer >= 0, got {self.max_images!r}")
         if isinstance(self.test_sources, list):
@@ -452,12 +300,16 @@ class DataConfig:
             raise TypeError(f"test_sources must be photograph names, got {self.test_sources!r}")
         if not isinstance(self.flips, bool):
             raise TypeError(f"flips must be a bool, got {self.flips!r}")
-        check_seed("seed", self.seed)
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    """Everything a decoding study needs: data, retina, decoders, enhancer and its training.
+class StudyConfig(data.Config):
+    """Everything a decoding study needs: data, retina, decoders, enhancer and its training, and the root seed.
+
+    Presets (:meth:`preset`; ``configs/`` holds none, the command line takes ``--preset``): ``"paper"`` (the
+    paper's retina and autoencoder, GPU-scale training), ``"bench"`` (the paper's retina, a narrow autoencoder
+    with skips; the CPU benchmark), ``"demo"`` (64 x 64 crops, about 2-3 minutes on 2 CPU cores) and ``"tiny"``
+    (seconds; tests).
 
     Parameters
     ----------
@@ -467,29 +319,47 @@ class StudyConfig:
         Test images whose reconstructions are stored in the results (for figures).
     batch_size
         Images per batch for simulation, decoding and enhancement at evaluation.
+    seed
+        The study's root seed: every random draw of the study derives from it (see the derivation tree in
+        :mod:`decoding._config`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On construction, naming the field.
 
     Examples
     --------
     >>> from decoding import StudyConfig
     >>> StudyConfig().retina.n_cells
     5398
+    >>> StudyConfig.presets()
+    ['bench', 'demo', 'paper', 'tiny']
+    >>> StudyConfig.preset("demo").retina.image_size
+    64
+    >>> StudyConfig.preset("bench", train={"epochs": 3}, seed=2).train.epochs
+    3
+    >>> StudyConfig.preset("paper").enhancer.scaled_channels
+    (64, 128, 256, 256)
     """
 
-    data: DataConfig = field(default_factory=DataConfig)
+    data: StudyDataConfig = field(default_factory=StudyDataConfig)
     retina: RetinaConfig = field(default_factory=RetinaConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     enhancer: EnhancerConfig = field(default_factory=EnhancerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: EnhancerTrainConfig = field(default_factory=EnhancerTrainConfig)
     n_examples: int = 6
     batch_size: int = 256
+    seed: int = 0
 
-    def __post_init__(self) -> None:
-        for name, cls in (("data", DataConfig), ("retina", RetinaConfig), ("decoder", DecoderConfig),
-                          ("enhancer", EnhancerConfig), ("train", TrainConfig)):
+    def validate(self) -> None:
+        for name, cls in (("data", StudyDataConfig), ("retina", RetinaConfig), ("decoder", DecoderConfig),
+                          ("enhancer", EnhancerConfig), ("train", EnhancerTrainConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         _positive("n_examples", self.n_examples, integer=True)
         _positive("batch_size", self.batch_size, integer=True)
+        check_seed("seed", self.seed)
         crop = self.retina.image_size
         if crop > self.data.photo_size:
             raise ValueError(f"retina image_size {crop} exceeds the photograph size {self.data.photo_size}")
@@ -503,93 +373,16 @@ class StudyConfig:
             )
 
 
-def _scaled_mosaics(factor: float) -> tuple[MosaicConfig, ...]:
-    return tuple(dataclasses.replace(m, grid=max(1, round(m.grid * factor))) for m in _default_mosaics())
+def validate_study_config(config: StudyConfig) -> StudyConfig:
+    """Check what a :class:`StudyConfig` cannot check on construction (the environment); return it unchanged.
 
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's retina (5398 cells, 128 x 128 crops) and its autoencoder (64-128-256-256, no skips) trained on
-    # whole crops: a GPU-scale run.
-    "paper": {
-        "data": DataConfig(n_decoder=16000, n_enhancer=20000, n_test=500),
-        "decoder": DecoderConfig(alpha=0.3),
-        "enhancer": EnhancerConfig(),
-        "train": TrainConfig(epochs=30, batch_size=32, patch_size=0, lr=1e-3),
-    },
-    # The benchmark on 2 CPU cores: the paper's retina and crops, a narrow autoencoder with U-Net skips (ours)
-    # trained on 64 x 64 patches.
-    "bench": {
-        "data": DataConfig(n_decoder=8000, n_enhancer=8000, n_test=500),
-        "decoder": DecoderConfig(alpha=0.3),
-        "enhancer": EnhancerConfig(width=0.5, skips=True),
-        "train": TrainConfig(epochs=4, batch_size=16, patch_size=64, lr=2e-3, warmup_steps=100),
-    },
-    # The analyses demo: 64 x 64 crops and a retina with the same cell densities (1393 cells), the narrow
-    # autoencoder with skips and a short training; about 2-3 minutes on 2 idle CPU cores.
-    "demo": {
-        "data": DataConfig(photo_size=128, n_decoder=6000, n_enhancer=2000, n_test=300),
-        "retina": RetinaConfig(image_size=64, mosaics=_scaled_mosaics(0.5)),
-        "decoder": DecoderConfig(alpha=0.3),
-        "enhancer": EnhancerConfig(width=0.25, skips=True),
-        "train": TrainConfig(epochs=3, batch_size=16, patch_size=32, lr=2e-3, warmup_steps=50),
-    },
-    # Unit tests: seconds.
-    "tiny": {
-        "data": DataConfig(photo_size=64, n_decoder=400, n_enhancer=64, n_test=24, n_test_sources=3),
-        "retina": RetinaConfig(image_size=32, mosaics=_scaled_mosaics(0.25)),
-        "decoder": DecoderConfig(alpha=0.3, pointwise_samples=20_000),
-        "enhancer": EnhancerConfig(width=0.125, channels=(64, 128), kernels=(5, 3), strides=(2, 2), skips=True),
-        "train": TrainConfig(epochs=2, batch_size=8, patch_size=16, warmup_steps=2),
-        "n_examples": 3,
-    },
-}
-
-
-def default_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
-    """A named study configuration, optionally with parts replaced.
+    Entry points (:func:`run_study`, ``python -m decoding run``) call it before any work: ``data.image_folder``,
+    when set, must be an existing folder. Everything else is validated when the config is built.
 
     Parameters
     ----------
-    preset
-        ``"paper"`` (the paper's retina and autoencoder, GPU-scale training), ``"bench"`` (the paper's retina,
-        a narrow autoencoder with skips; the CPU benchmark), ``"demo"`` (64 x 64 crops, about 2-3 minutes on
-        2 CPU cores) or ``"tiny"`` (seconds; tests).
-    **overrides
-        Fields of :class:`StudyConfig`: a component config replaces the preset's, a dict updates only the
-        fields it names (e.g. ``train={"epochs": 1}``); unknown names raise.
-
-    Returns
-    -------
-    StudyConfig
-
-    Raises
-    ------
-    ValueError
-        For an unknown preset or unknown field names.
-
-    Examples
-    --------
-    >>> import decoding
-    >>> decoding.default_config("demo").retina.image_size
-    64
-    >>> decoding.default_config("bench", train={"epochs": 3}).train.epochs
-    3
-    >>> decoding.default_config("paper").enhancer.scaled_channels
-    (64, 128, 256, 256)
-    """
-    check_str("preset", preset)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return data.update_config(StudyConfig(**PRESETS[preset]), overrides)
-
-
-def study_config_from_json(text: str) -> StudyConfig:
-    """Rebuild a :class:`StudyConfig` from the JSON stored in results and checkpoints (``attrs["config"]``).
-
-    Parameters
-    ----------
-    text
-        JSON of ``dataclasses.asdict(config)`` (a ``"type"`` key is ignored).
+    config
+        The study.
 
     Returns
     -------
@@ -598,29 +391,72 @@ def study_config_from_json(text: str) -> StudyConfig:
     Raises
     ------
     TypeError
-        If ``text`` is not a string.
+        If ``config`` is not a :class:`StudyConfig`.
     ValueError
-        If it is not JSON of an object with the fields of a :class:`StudyConfig` (or a field is invalid).
+        If ``data.image_folder`` names no folder.
 
     Examples
     --------
-    >>> import json, dataclasses, decoding
-    >>> cfg = decoding.default_config("tiny")
-    >>> decoding.study_config_from_json(json.dumps(dataclasses.asdict(cfg))) == cfg
-    True
+    >>> import decoding
+    >>> decoding.validate_study_config(decoding.StudyConfig.preset("tiny")).data.photo_size
+    64
+    >>> decoding.validate_study_config(decoding.StudyConfig().replace(data={"image_folder": "/no/such"}))
+    Traceback (most recent call last):
+    ...
+    ValueError: data.image_folder '/no/such' is not a directory
     """
-    import json
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    folder = config.data.image_folder
+    if folder and not Path(folder).expanduser().is_dir():
+        raise ValueError(f"data.image_folder {folder!r} is not a directory")
+    return config
 
-    check_str("text", text)
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"text is not valid JSON: {exc}") from None
-    if not isinstance(values, dict) or not all(isinstance(v, dict) for k, v in values.items()
-                                               if k in ("data", "retina", "decoder", "enhancer", "train")):
-        raise ValueError("text must be the JSON of a StudyConfig (an object with data, retina, ... objects)")
-    values.pop("type", None)
-    parts = {"data": DataConfig, "retina": RetinaConfig, "decoder": DecoderConfig, "enhancer": EnhancerConfig,
-             "train": TrainConfig}
-    kwargs = {k: (parts[k](**v) if k in parts else v) for k, v in values.items()}
-    return StudyConfig(**kwargs)
+
+def _paper() -> StudyConfig:
+    # The paper's retina (5398 cells, 128 x 128 crops) and its autoencoder (64-128-256-256, no skips) trained on
+    # whole crops: a GPU-scale run.
+    return StudyConfig(
+        data=StudyDataConfig(n_decoder=16000, n_enhancer=20000, n_test=500),
+        decoder=DecoderConfig(alpha=0.3),
+        enhancer=EnhancerConfig(),
+        train=EnhancerTrainConfig(epochs=30, batch_size=32, patch_size=0, lr=1e-3),
+    )
+
+
+def _bench() -> StudyConfig:
+    # The benchmark on 2 CPU cores: the paper's retina and crops, a narrow autoencoder with U-Net skips (ours)
+    # trained on 64 x 64 patches.
+    return StudyConfig(
+        data=StudyDataConfig(n_decoder=8000, n_enhancer=8000, n_test=500),
+        decoder=DecoderConfig(alpha=0.3),
+        enhancer=EnhancerConfig(width=0.5, skips=True),
+        train=EnhancerTrainConfig(epochs=4, batch_size=16, patch_size=64, lr=2e-3, warmup_steps=100),
+    )
+
+
+def _demo() -> StudyConfig:
+    # The analyses demo: 64 x 64 crops and a retina with the same cell densities (1393 cells), the narrow
+    # autoencoder with skips and a short training; about 2-3 minutes on 2 idle CPU cores.
+    return StudyConfig(
+        data=StudyDataConfig(photo_size=128, n_decoder=6000, n_enhancer=2000, n_test=300),
+        retina=RetinaConfig(image_size=64, mosaics=scaled_mosaics(0.5)),
+        decoder=DecoderConfig(alpha=0.3),
+        enhancer=EnhancerConfig(width=0.25, skips=True),
+        train=EnhancerTrainConfig(epochs=3, batch_size=16, patch_size=32, lr=2e-3, warmup_steps=50),
+    )
+
+
+def _tiny() -> StudyConfig:
+    # Unit tests: seconds.
+    return StudyConfig(
+        data=StudyDataConfig(photo_size=64, n_decoder=400, n_enhancer=64, n_test=24, n_test_sources=3),
+        retina=RetinaConfig(image_size=32, mosaics=scaled_mosaics(0.25)),
+        decoder=DecoderConfig(alpha=0.3, pointwise_samples=20_000),
+        enhancer=EnhancerConfig(width=0.125, channels=(64, 128), kernels=(5, 3), strides=(2, 2), skips=True),
+        train=EnhancerTrainConfig(epochs=2, batch_size=8, patch_size=16, warmup_steps=2),
+        n_examples=3,
+    )
+
+
+StudyConfig.PRESETS = {"paper": _paper, "bench": _bench, "demo": _demo, "tiny": _tiny}

@@ -16,7 +16,7 @@ from torch import nn
 import data
 from data._checks import check_array, check_bool, check_device, check_int, check_path, check_seed
 
-from ._config import EnhancerConfig, TrainConfig
+from ._config import EnhancerConfig, EnhancerTrainConfig
 from ._distributed import check_same_everywhere, global_batch_norm
 
 __all__ = ["Enhancer", "train_enhancer", "load_enhancer"]
@@ -151,15 +151,16 @@ class Enhancer(nn.Module):
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.Generator().manual_seed(data.derive_seed(seed, int(epoch)))
 
 
-def _batches(n: int, size: int, patch: int, cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1):
+def _batches(n: int, size: int, patch: int, cfg: EnhancerTrainConfig, epoch: int, rank: int = 0, world: int = 1,
+             seed: int = 0):
     """Per epoch: a permutation, crop corners and D4 transforms, all from one generator seeded by (seed, epoch),
     drawn identically in every process and cut into global batches of ``batch_size x world``; yields this
     process's slice of each (indices, corners, transforms) and the global batch's size. A last, shorter global
     batch is split as evenly as possible (a process may get nothing)."""
-    g = _epoch_generator(cfg.seed, epoch)
+    g = _epoch_generator(seed, epoch)
     order = torch.randperm(n, generator=g)
     corners = torch.randint(0, size - patch + 1, (n, 2), generator=g)
     d4 = torch.randint(0, 8, (n,), generator=g) if cfg.flips else torch.zeros(n, dtype=torch.long)
@@ -190,30 +191,31 @@ def _cut(images: torch.Tensor, idx: torch.Tensor, corners: torch.Tensor, d4: tor
     return torch.stack(res)[:, None]
 
 
-def _lr(cfg: TrainConfig, step: int, total: int, world: int = 1) -> float:
+def _lr(cfg: EnhancerTrainConfig, step: int, total: int, world: int = 1) -> float:
     """Learning rate of global step ``step`` of ``total``: the peak scaled for the global batch, times the
     schedule (:func:`data.lr_factor`)."""
     peak = data.scaled_lr(cfg.lr, cfg.batch_size * world, cfg.lr_scaling, cfg.reference_batch)
     return peak * data.lr_factor(step, total, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule)
 
 
-#: TrainConfig fields that may differ between an interrupted training and its resumption (``epochs``: a finished
+#: EnhancerTrainConfig fields that may differ between an interrupted training and its resumption (``epochs``: a finished
 #: run may be extended).
 _RUNTIME = ("train.epochs", "train.checkpoint_every")
 
 
-def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConfig | None = None, *,
-                   checkpoint: str | Path | None = None, resume: bool = False,
+def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: EnhancerTrainConfig | None = None, *,
+                   seed: int = 0, checkpoint: str | Path | None = None, resume: bool = False,
                    device: str | torch.device = "cpu", progress: bool = True) -> dict[str, list[float]]:
     """Train an enhancer to map reconstructions to images (MSE, Adam), with checkpoints and exact resume.
 
     Each epoch visits every pair once in an order drawn, with crop corners and flips, from a generator seeded by
-    ``(config.seed, epoch)``; the learning rate follows a linear warm-up and then a cosine (or constant) schedule
-    of the global step (:func:`data.lr_factor`); with ``config.grad_clip > 0`` the gradients' global norm is
-    clipped to it. Checkpoints (the format of :func:`data.save_checkpoint`) hold weights, optimizer and RNG states,
-    the step, both configs (``config["enhancer"]``, ``config["train"]``), the number of processes, provenance (git
-    commit, version) and the ``epoch`` and loss ``history``, written atomically. Resuming from a checkpoint
-    therefore continues exactly as the uninterrupted run would (same device and thread count).
+    ``data.derive_seed(seed, epoch)``; the learning rate follows a linear warm-up and then a cosine (or constant)
+    schedule of the global step (:func:`data.lr_factor`); with ``config.grad_clip > 0`` the gradients' global norm
+    is clipped to it. Checkpoints (the format of :func:`data.save_checkpoint`) hold weights, optimizer and RNG
+    states, the step, both configs and the seed (``config["enhancer"]``, ``config["train"]``, ``config["seed"]``),
+    the number of processes, provenance (git commit, version) and the ``epoch`` and loss ``history``, written
+    atomically. Resuming from a checkpoint therefore continues exactly as the uninterrupted run would (same device
+    and thread count); a resume with another seed or settings is refused.
 
     Distributed (a process group is initialised, e.g. by :func:`data.init_distributed` under ``torchrun``): the
     network is wrapped in ``DistributedDataParallel`` (gloo on CPUs, NCCL on GPUs; plain ``"cuda"`` means GPU
@@ -234,6 +236,9 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         Original images ``(n, size, size)``.
     config
         Training settings.
+    seed
+        Seed of every epoch's order, crops and flips (:func:`run_study` passes
+        ``data.derive_seed(StudyConfig.seed, "enhancer", "batches")``); a resumed run must use the same.
     checkpoint
         Path of the checkpoint file (``.pt``), written every ``config.checkpoint_every`` epochs and at the end.
     resume
@@ -262,24 +267,26 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     Examples
     --------
     >>> import numpy as np
-    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer
+    >>> from decoding import Enhancer, EnhancerConfig, EnhancerTrainConfig, train_enhancer
     >>> rng = np.random.default_rng(0)
     >>> y = rng.random((8, 16, 16)).astype("float32")
     >>> x = y + 0.1 * rng.normal(size=y.shape).astype("float32")
     >>> net = Enhancer(EnhancerConfig(width=0.125, channels=(64, 128), kernels=(3, 3), strides=(2, 2)))
-    >>> hist = train_enhancer(net, x, y, TrainConfig(epochs=2, batch_size=4, patch_size=8), progress=False)
+    >>> cfg = EnhancerTrainConfig(epochs=2, batch_size=4, patch_size=8)
+    >>> hist = train_enhancer(net, x, y, cfg, progress=False)
     >>> hist["epoch"]
     [1, 2]
     """
-    config = TrainConfig() if config is None else config
+    config = EnhancerTrainConfig() if config is None else config
     if not isinstance(model, Enhancer):
         raise TypeError(f"model must be an Enhancer, got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(config, EnhancerTrainConfig):
+        raise TypeError(f"config must be an EnhancerTrainConfig, got {type(config).__name__}")
     x = check_array("inputs", inputs, dtype=np.float32)
     y = check_array("targets", targets, dtype=np.float32)
     ckpt_path = check_path("checkpoint", checkpoint, none=True)
     resume = check_bool("resume", resume)
+    seed = check_seed("seed", seed)
     check_device("device", device)
     progress = check_bool("progress", progress)
     if x.shape != y.shape or x.ndim != 3:
@@ -299,7 +306,7 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
-    run = {"enhancer": asdict(model.config), "train": asdict(config)}
+    run = {"enhancer": asdict(model.config), "train": asdict(config), "seed": seed}
     start_epoch = 0
     if resume and ckpt_path is not None and ckpt_path.is_file():
         state = data.load_checkpoint(ckpt_path, config=run, runtime=_RUNTIME, map_location=dev)
@@ -320,7 +327,8 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
         net = data.wrap_ddp(model, dev, compile=config.compile)
         for epoch in range(start_epoch, config.epochs):
             t0, losses = time.perf_counter(), []
-            for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world)):
+            for i, (idx, corners, d4, glob) in enumerate(_batches(len(x), size, patch, config, epoch, rank, world,
+                                                                       seed)):
                 step = epoch * steps_per_epoch + i
                 xb = _cut(xt, idx, corners, d4, patch).to(dev)
                 yb = _cut(yt, idx, corners, d4, patch).to(dev)
@@ -342,7 +350,7 @@ def train_enhancer(model: Enhancer, inputs: Any, targets: Any, config: TrainConf
             history["seconds"].append(time.perf_counter() - t0)
             if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
                 data.save_checkpoint(ckpt_path, model=model, optimizer=opt, step=(epoch + 1) * steps_per_epoch,
-                                     config=run, seed=config.seed, epoch=epoch + 1, history=history)
+                                     config=run, seed=seed, epoch=epoch + 1, history=history)
     model.eval()
     return history
 
@@ -377,11 +385,11 @@ def load_enhancer(path: str | Path, *, device: str | torch.device = "cpu") -> tu
     Examples
     --------
     >>> import numpy as np, pathlib, tempfile
-    >>> from decoding import Enhancer, EnhancerConfig, TrainConfig, train_enhancer, load_enhancer
+    >>> from decoding import Enhancer, EnhancerConfig, EnhancerTrainConfig, train_enhancer, load_enhancer
     >>> cfg = EnhancerConfig(width=0.125, channels=(64,), kernels=(3,), strides=(2,))
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.pt"
     >>> x = np.zeros((4, 8, 8), dtype="float32")
-    >>> _ = train_enhancer(Enhancer(cfg), x, x, TrainConfig(epochs=1, patch_size=0), checkpoint=p,
+    >>> _ = train_enhancer(Enhancer(cfg), x, x, EnhancerTrainConfig(epochs=1, patch_size=0), checkpoint=p,
     ...                    progress=False)
     >>> load_enhancer(p)[1]["epoch"]
     1

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import data
 from data._checks import check_bool, check_int, check_seed
 
-from ._config import RetinaConfig
+from ._retina_config import RetinaConfig
 
 __all__ = ["Retina", "validate_images", "as_images"]
 
@@ -331,7 +331,7 @@ class Retina(torch.nn.Module):
         arr, _ = as_images(images, self.config.image_size)
         return self._run(arr, batch_size, progress, seed=None)
 
-    def simulate(self, images: Any, *, seed: int | None = None, batch_size: int = 512,
+    def simulate(self, images: Any, *, seed: int = 0, batch_size: int = 512,
                  progress: bool = False, n_threads: int | None = None) -> xr.DataArray:
         """Spike counts of every cell to every image, as an assembly.
 
@@ -340,8 +340,8 @@ class Retina(torch.nn.Module):
         images
             Grayscale stimulus set, array or tensor ``(n, size, size)`` with values in [0, 1].
         seed
-            Seed of the spike noise (default ``config.seed``). Counts depend on the seed and each image's position
-            only, not on ``batch_size`` or ``n_threads``.
+            Seed of the spike noise (a study passes ``data.derive_seed(StudyConfig.seed, "retina", set)``).
+            Counts depend on the seed and each image's position only, not on ``batch_size`` or ``n_threads``.
         batch_size
             Images per batch (memory only).
         progress
@@ -371,7 +371,7 @@ class Retina(torch.nn.Module):
         >>> sorted(set(counts.cell_type.values.tolist()))
         ['off_midget', 'off_parasol', 'on_midget', 'on_parasol']
         """
-        seed = check_seed("seed", self.config.seed if seed is None else seed)
+        seed = check_seed("seed", seed)
         batch_size = check_int("batch_size", batch_size, low=1)
         progress = check_bool("progress", progress)
         n_threads = check_int("n_threads", n_threads, low=1, high=1024, none=True)

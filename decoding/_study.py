@@ -16,7 +16,7 @@ import data
 from data._checks import check_array, check_bool, check_device, check_float, check_int, check_path, check_seed
 
 from . import metrics
-from ._config import DataConfig, StudyConfig
+from ._config import StudyConfig, StudyDataConfig, validate_study_config
 from ._enhancer import Enhancer, train_enhancer
 from ._linear import LinearDecoder, PointwiseNonlinearity
 from ._retina import Retina
@@ -106,7 +106,8 @@ def _d4(images: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 def _crops(photos: xr.Dataset, n: int, size: int, seed: int, prefix: str, flips: bool) -> xr.Dataset:
     patches = data.sample_patches(photos, n, size, seed=seed)
-    codes = np.random.default_rng((seed, 8)).integers(0, 8, n) if flips else np.zeros(n, dtype=np.int64)
+    codes = np.random.default_rng(data.derive_seed(seed, "flips")).integers(0, 8, n) if flips \
+        else np.zeros(n, dtype=np.int64)
     images = _d4(patches["image"].values, codes)
     patches = patches.assign(image=(patches["image"].dims, images))
     patches = patches.assign_coords(stimulus_id=[f"{prefix}{i:06d}" for i in range(n)],
@@ -114,17 +115,19 @@ def _crops(photos: xr.Dataset, n: int, size: int, seed: int, prefix: str, flips:
     return data.validate_stimuli(patches)
 
 
-def study_photographs(config: DataConfig) -> tuple[xr.Dataset, xr.Dataset]:
+def study_photographs(config: StudyDataConfig, *, seed: int = 0) -> tuple[xr.Dataset, xr.Dataset]:
     """A study's photographs, split by source into training and held-out test photographs.
 
     The bundled photographs (``data.natural_images(config.photo_size)``), or the images of
     ``config.image_folder``, split with :func:`split_by_source` by ``config.test_sources`` (or
-    ``config.n_test_sources`` drawn with ``config.seed``). :func:`make_datasets` crops these.
+    ``config.n_test_sources`` drawn with ``data.derive_seed(seed, "split")``). :func:`make_datasets` crops these.
 
     Parameters
     ----------
     config
         Data settings.
+    seed
+        The study's root seed (:attr:`StudyConfig.seed`).
 
     Returns
     -------
@@ -133,21 +136,23 @@ def study_photographs(config: DataConfig) -> tuple[xr.Dataset, xr.Dataset]:
 
     Examples
     --------
-    >>> from decoding import DataConfig, study_photographs
-    >>> train, test = study_photographs(DataConfig(photo_size=64, test_sources=("camera", "moon")))
+    >>> from decoding import StudyDataConfig, study_photographs
+    >>> train, test = study_photographs(StudyDataConfig(photo_size=64, test_sources=("camera", "moon")))
     >>> test.source.values.tolist()
     ['camera', 'moon']
     """
-    if not isinstance(config, DataConfig):
-        raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+    if not isinstance(config, StudyDataConfig):
+        raise TypeError(f"config must be a StudyDataConfig, got {type(config).__name__}")
+    seed = check_seed("seed", seed)
     if config.image_folder:
         photos = data.image_folder(config.image_folder, size=config.photo_size, max_images=config.max_images or None)
     else:
         photos = data.natural_images(size=config.photo_size, min_size=max(256, config.photo_size))
-    return split_by_source(photos, config.test_sources, n_test=config.n_test_sources, seed=config.seed)
+    return split_by_source(photos, config.test_sources, n_test=config.n_test_sources,
+                           seed=data.derive_seed(seed, "split"))
 
 
-def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
+def make_datasets(config: StudyDataConfig, image_size: int, *, seed: int = 0) -> dict[str, xr.Dataset]:
     """The study's images: training crops (decoder, enhancer) and test crops, from disjoint photographs.
 
     The photographs are split by source first (:func:`study_photographs`), then each side is cropped with
@@ -160,6 +165,9 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
         Data settings.
     image_size
         Side of the crops (the retina's image size).
+    seed
+        The study's root seed (:attr:`StudyConfig.seed`); the crops of set ``s`` are drawn with
+        ``data.derive_seed(seed, "crops", s)``.
 
     Returns
     -------
@@ -168,24 +176,25 @@ def make_datasets(config: DataConfig, image_size: int) -> dict[str, xr.Dataset]:
 
     Examples
     --------
-    >>> from decoding import DataConfig, make_datasets
-    >>> sets = make_datasets(DataConfig(photo_size=64, n_decoder=4, n_enhancer=2, n_test=3), 32)
+    >>> from decoding import StudyDataConfig, make_datasets
+    >>> sets = make_datasets(StudyDataConfig(photo_size=64, n_decoder=4, n_enhancer=2, n_test=3), 32)
     >>> {k: v.sizes["stimulus_id"] for k, v in sets.items()}
     {'decoder': 4, 'enhancer': 2, 'test': 3}
     >>> set(sets["test"].source.values) & set(sets["decoder"].source.values)
     set()
     """
-    if not isinstance(config, DataConfig):
-        raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+    if not isinstance(config, StudyDataConfig):
+        raise TypeError(f"config must be a StudyDataConfig, got {type(config).__name__}")
     image_size = check_int("image_size", image_size, low=1)
+    seed = check_seed("seed", seed)
     if image_size > config.photo_size:
         raise ValueError(f"crop size {image_size} exceeds the photograph size {config.photo_size}")
-    train, test = study_photographs(config)
-    s = config.seed * 10
+    train, test = study_photographs(config, seed=seed)
+    crop_seed = {name: data.derive_seed(seed, "crops", name) for name in ("decoder", "enhancer", "test")}
     return {
-        "decoder": _crops(train, config.n_decoder, image_size, s + 1, "dec", config.flips),
-        "enhancer": _crops(train, config.n_enhancer, image_size, s + 2, "enh", config.flips),
-        "test": _crops(test, config.n_test, image_size, s + 3, "test", False),
+        "decoder": _crops(train, config.n_decoder, image_size, crop_seed["decoder"], "dec", config.flips),
+        "enhancer": _crops(train, config.n_enhancer, image_size, crop_seed["enhancer"], "enh", config.flips),
+        "test": _crops(test, config.n_test, image_size, crop_seed["test"], "test", False),
     }
 
 
@@ -271,7 +280,8 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     Parameters
     ----------
     config
-        The study (default ``default_config("demo")``).
+        The study (default ``StudyConfig()``; e.g. ``StudyConfig.preset("demo")``). Its ``seed`` is the root of
+        every random draw (the tree is in :mod:`decoding._config`).
     out_dir
         If given: the enhancer checkpoint (``enhancer.pt``) and the results (``results.nc``) are written there.
     resume
@@ -311,12 +321,10 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     Examples
     --------
     >>> import decoding
-    >>> res = decoding.run_study(decoding.default_config("tiny"), progress=False)  # doctest: +SKIP
+    >>> res = decoding.run_study(decoding.StudyConfig.preset("tiny"), progress=False)  # doctest: +SKIP
     >>> res.psnr.mean("stimulus_id").sel(decoder="enhanced")  # doctest: +SKIP
     """
-    config = StudyConfig() if config is None else config
-    if not isinstance(config, StudyConfig):
-        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    config = validate_study_config(StudyConfig() if config is None else config)
     out = check_path("out_dir", out_dir, none=True)
     resume = check_bool("resume", resume)
     check_device("device", device)
@@ -338,12 +346,12 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
 
     t = time.perf_counter()
     size = config.retina.image_size
-    sets = make_datasets(config.data, size)
+    sets = make_datasets(config.data, size, seed=config.seed)
     t = tick("data", t)
     retina = Retina(config.retina).to(device)
-    seed = config.retina.seed
-    counts = {name: retina.simulate(sets[name], seed=seed + k, batch_size=config.batch_size, progress=progress)
-              for k, name in enumerate(("decoder", "enhancer", "test"))}
+    counts = {name: retina.simulate(sets[name], seed=data.derive_seed(config.seed, "retina", name),
+                                    batch_size=config.batch_size, progress=progress)
+              for name in ("decoder", "enhancer", "test")}
     t = tick("simulate", t)
     dec = LinearDecoder(config.decoder.alpha, chunk_size=config.decoder.chunk_size, dtype=config.decoder.dtype,
                         device=device, progress=progress).fit(counts["decoder"], sets["decoder"])
@@ -352,11 +360,12 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     lin_test = dec.predict(counts["test"], batch_size=config.batch_size)
     t = tick("predict_linear", t)
     enh_images = sets["enhancer"]["image"].values
-    pointwise = PointwiseNonlinearity(config.decoder.pointwise_samples, seed=config.data.seed).fit(lin_enh,
-                                                                                                  enh_images)
+    pointwise = PointwiseNonlinearity(config.decoder.pointwise_samples,
+                                      seed=data.derive_seed(config.seed, "pointwise")).fit(lin_enh, enh_images)
     t = tick("fit_pointwise", t)
-    model = Enhancer(config.enhancer, seed=config.train.seed)
+    model = Enhancer(config.enhancer, seed=data.derive_seed(config.seed, "enhancer", "weights"))
     history = train_enhancer(model, lin_enh, enh_images, config.train,
+                             seed=data.derive_seed(config.seed, "enhancer", "batches"),
                              checkpoint=None if out is None else out / "enhancer.pt", resume=resume,
                              device=device, progress=progress)
     t = tick("train_enhancer", t)
@@ -377,7 +386,7 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
     train_sources = sorted(set(sets["decoder"]["source"].values.astype(str)) |
                            set(sets["enhancer"]["source"].values.astype(str)))
     results.attrs.update({
-        **data.provenance(config, config.data.seed),
+        **data.provenance(config, config.seed),
         "test_sources": json.dumps(sorted(set(test["source"].values.astype(str)))),
         "train_sources": json.dumps(train_sources),
         "n_cells": retina.n_cells,
@@ -391,7 +400,7 @@ def run_study(config: StudyConfig | None = None, *, out_dir: str | Path | None =
         "summary": json.dumps(summary),
     })
     if out is not None and rank == 0:
-        data.save(results, out / "results.nc", config=config, seed=config.data.seed)
+        data.save(results, out / "results.nc", config=config, seed=config.seed)
     return results
 
 

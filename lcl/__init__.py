@@ -12,11 +12,10 @@ RUN --out PLUGIN``).
 """
 
 from . import losses
-from ._config import (DataConfig, LCLConfig, OptimConfig, TrainConfig, ablation_configs, demo_config,
-                      load_config, validate_config)
+from ._config import ABLATIONS, DataConfig, LCLConfig, OptimConfig, TrainConfig, validate_config
 from ._corrupt import CORRUPTIONS, corrupt
-from ._v2net import (FRONT_ENDS, BackEnd, BackEndConfig, PixelStem, RecognitionConfig, V2Net, build_v2net,
-                     demo_recognition_config, load_recognition_config)
+from ._recognition_config import FRONT_ENDS, BackEndConfig, RecognitionConfig
+from ._v2net import BackEnd, PixelStem, V2Net, build_v2net
 from ._recognition import CropTask, corruption_benchmark, evaluate_corruptions, plot_corruptions, train_v2net
 from ._filters import orientation_selectivity, plot_filters, spatial_spread
 from ._deform import (DeformConfig, deform, displacement_from_noise, noise_shape, random_displacement,
@@ -50,9 +49,7 @@ __all__ = [
     "TrainConfig",
     "DataConfig",
     "validate_config",
-    "load_config",
-    "demo_config",
-    "ablation_configs",
+    "ABLATIONS",
     "Trainer",
     "train",
     "load_model",
@@ -82,8 +79,6 @@ __all__ = [
     "evaluate_corruptions",
     "corruption_benchmark",
     "plot_corruptions",
-    "demo_recognition_config",
-    "load_recognition_config",
     "CORRUPTIONS",
     "corrupt",
 ]

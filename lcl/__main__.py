@@ -12,7 +12,6 @@ checkpoint, a bad ``--device``) is reported before any work as one line ``error:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -128,17 +127,21 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         raise _UsageError(_message(exc)) from exc
 
 
+def _config(cls: Any, path: Path | None, demo: bool) -> Any:
+    """``cls``'s defaults or its demo preset, with the fields a TOML file at ``path`` (if any) changes."""
+    if path is None:
+        return cls.preset("demo") if demo else cls()
+    if demo:  # the file changes the demo preset's fields
+        import data
+
+        return cls.preset("demo", **data.load_toml(path))
+    return cls.load(path)
+
+
 def _train_config(args: argparse.Namespace):
     import lcl
 
-    if args.config is not None:
-        import data
-
-        values = data.load_toml(args.config)
-        base = lcl.demo_config() if args.demo else lcl.LCLConfig()
-        config = base.replace(**values) if values else base
-    else:
-        config = lcl.demo_config() if args.demo else lcl.LCLConfig()
+    config = _config(lcl.LCLConfig, args.config, args.demo)
     overrides = {}
     if args.device:
         overrides["device"] = args.device
@@ -181,15 +184,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_model(run: Path) -> Any:
+    """The trained model of the run folder or checkpoint ``run``; a bad file is a usage error naming it."""
+    import lcl
+
+    _read_checkpoint(_checkpoint_file(run))
+    try:
+        return lcl.load_model(run)
+    except _INPUT_ERRORS as exc:
+        raise _UsageError(f"{_checkpoint_file(run)}: {_message(exc)}") from exc
+
+
+def _next_to(run: Path, name: str) -> Path:
+    """The default output ``name`` inside the run folder (or next to the checkpoint file) ``run``."""
+    return (run if run.is_dir() else run.parent) / name
+
+
 def _filters(args: argparse.Namespace) -> int:
     import lcl
 
-    _read_checkpoint(_checkpoint_file(args.run))
-    try:
-        model = lcl.load_model(args.run)
-    except _INPUT_ERRORS as exc:
-        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
-    target = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "filters")
+    model = _run_model(args.run)
+    target = args.out or _next_to(args.run, "filters")
     for path in lcl.plot_filters(model, target):
         print(path)
     return 0
@@ -201,19 +216,15 @@ def _v2net(args: argparse.Namespace) -> int:
     if args.device:
         _check_device(args.device, "--device")
     try:
-        backend, recognition = lcl.load_recognition_config(args.config, demo=args.demo)
+        recognition = _config(lcl.RecognitionConfig, args.config, args.demo)
         if args.device:
-            recognition = dataclasses.replace(recognition, device=args.device)
+            recognition = recognition.replace(device=args.device)
     except _INPUT_ERRORS as exc:
         raise _UsageError(_message(exc)) from exc
     _check_device(recognition.device, "recognition.device")
-    _read_checkpoint(_checkpoint_file(args.run))
-    try:
-        front = lcl.load_model(args.run)
-    except _INPUT_ERRORS as exc:
-        raise _UsageError(f"{_checkpoint_file(args.run)}: {_message(exc)}") from exc
-    out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "v2net")
-    results = lcl.corruption_benchmark(front, backend, recognition, out, resume=args.resume)
+    front = _run_model(args.run)
+    out = args.out or _next_to(args.run, "v2net")
+    results = lcl.corruption_benchmark(front, recognition.backend, recognition, out, resume=args.resume)
     print(results["accuracy"].sel(severity=0).to_series().to_string())
     return 0
 

@@ -1,4 +1,14 @@
-"""Configs of an LCL training run: one small frozen dataclass per component, and their cross-checks."""
+"""Configs of an LCL training run: one frozen :class:`data.Config` per component, presets, and the run's checks.
+
+Seeds: :attr:`LCLConfig.seed` is the run's one root seed; no component carries a seed of its own. The trainer
+(:class:`lcl.Trainer`) derives the others with :func:`data.derive_seed` where it uses them::
+
+    seed                                  LCLConfig.seed (the root; provenance records it)
+    |- derive_seed(seed, "weights")       initial weights of both stages (torch's global generator)
+    |- derive_seed(seed, "batches")       the training generator: in-memory patches and the deformations
+    |- derive_seed(seed, "probe", salt)   probe patches (input means, silent-channel counts)
+    '- derive_seed(seed, "stream")        the streaming loader's files order and patch positions
+"""
 
 from __future__ import annotations
 
@@ -9,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import data
+from data._checks import check_seed
 
 from . import losses
 from ._deform import DeformConfig
 from ._model import ModelConfig, StageConfig, V1V2
 
-__all__ = ["OptimConfig", "DataConfig", "TrainConfig", "LCLConfig", "validate_config", "load_config",
-           "demo_config", "ablation_configs", "IMAGE_EXTENSIONS"]
+__all__ = ["OptimConfig", "DataConfig", "TrainConfig", "LCLConfig", "validate_config", "ABLATIONS",
+           "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = data.IMAGE_EXTENSIONS  # the one list of readable image suffixes
 _MODES = ("layerwise", "end_to_end")
@@ -31,7 +42,7 @@ def _is_num(v: Any) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(data.Config):
     """AdamW with linear warm-up and a cosine decay, restarted for each trained stage.
 
     Parameters
@@ -75,7 +86,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     grad_clip: float = 0.0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not _is_num(self.lr) or self.lr <= 0:
             raise ValueError(f"OptimConfig.lr must be a positive number, got {self.lr!r}")
         if self.lr_scaling not in data.LR_SCALINGS:
@@ -110,7 +121,7 @@ class OptimConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(data.Config):
     """Where the training patches come from.
 
     Parameters
@@ -151,7 +162,7 @@ class DataConfig:
     workers: int = 0
     patches_per_image: int = 8
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.source not in _SOURCES:
             raise ValueError(f"DataConfig.source must be one of {_SOURCES}, got {self.source!r}")
         if isinstance(self.folder, os.PathLike):
@@ -180,7 +191,7 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(data.Config):
     """How the stages are trained.
 
     Parameters
@@ -202,8 +213,6 @@ class TrainConfig:
     pool_grid
         Each stage output is averaged over a ``pool_grid x pool_grid`` partition of the patch before the loss;
         cells are compared separately (see :func:`lcl.losses.pool_features`).
-    seed
-        Seeds the initial weights, the patch sampler and the deformations.
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; under ``torchrun`` each process uses its local GPU.
     precision
@@ -235,7 +244,6 @@ class TrainConfig:
     loss: str = "lcl"
     loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     pool_grid: int = 2
-    seed: int = 0
     device: str = "cpu"
     precision: str = "float32"
     compile: bool = False
@@ -243,7 +251,7 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.mode not in _MODES:
             raise ValueError(f"TrainConfig.mode must be one of {_MODES}, got {self.mode!r}")
         if len(self.steps) != 2 or not all(_is_int(s) and s >= 0 for s in self.steps):
@@ -261,8 +269,6 @@ class TrainConfig:
         losses.validate_options(self.loss, self.loss_options)
         if not _is_int(self.pool_grid) or self.pool_grid < 1:
             raise ValueError(f"TrainConfig.pool_grid must be a positive integer, got {self.pool_grid!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"TrainConfig.seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.device, str) or not (self.device in ("cpu", "cuda") or self.device.startswith(
                 "cuda:") or self.device == "mps"):
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
@@ -279,11 +285,36 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LCLConfig:
-    """A complete LCL training run: model, deformation, optimisation, training and data configs.
+class LCLConfig(data.Config):
+    """A complete LCL training run: model, deformation, optimisation, training and data configs, and the root seed.
 
-    TOML layout: one table per component (``[model]``, ``[model.stage1]``, ``[deform]``, ``[optim]``,
-    ``[train]``, ``[data]``); missing keys take the defaults below, unknown keys are an error.
+    TOML layout (:meth:`load`): the root ``seed`` and one table per component (``[model]``, ``[model.stage1]``,
+    ``[deform]``, ``[optim]``, ``[train]``, ``[data]``); missing keys take the defaults below, unknown keys are an
+    error. Presets (:meth:`preset`; the files in ``configs/`` hold the same values):
+
+    - ``"demo"`` (``configs/lcl_demo.toml``): 32 filters 9x9 in stage 1 and 64 filters 5x5 in stage 2, a few
+      hundred steps on 48-px patches of the bundled photographs; each training takes about 1-2 minutes on 2 CPU
+      cores.
+    - ``"imagenet"`` (``configs/lcl_default.toml``): the full-scale run, 64 and 128 filters, 20000 steps per stage
+      on 64-px patches streamed from an image folder (set ``data.folder``; ImageNet layout works).
+
+    The paper's ablations are changes to any config, listed in :data:`lcl.ABLATIONS` (``cfg.replace(
+    **lcl.ABLATIONS["fixed"])``).
+
+    Checks that need the file system or the hardware (the image folder, CUDA) and the patch-versus-receptive-field
+    checks (they build the model) are made by :func:`validate_config`, which :class:`lcl.Trainer` calls.
+
+    Parameters
+    ----------
+    model, deform, optim, train, data
+        Component configs.
+    seed
+        The run's root seed: every random draw of the run derives from it (the tree is in :mod:`lcl._config`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On construction, naming the field.
 
     Examples
     --------
@@ -291,6 +322,11 @@ class LCLConfig:
     >>> cfg = lcl.LCLConfig(deform=lcl.DeformConfig(matching="fixed"))
     >>> cfg.train.mode, cfg.deform.matching
     ('layerwise', 'fixed')
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"mode": "end_to_end"}, seed=3)
+    >>> cfg.train.mode, cfg.model.stage1.channels, cfg.seed
+    ('end_to_end', 32, 3)
+    >>> lcl.LCLConfig.presets()
+    ['demo', 'imagenet']
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -298,28 +334,53 @@ class LCLConfig:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    seed: int = 0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         for f, cls in (("model", ModelConfig), ("deform", DeformConfig), ("optim", OptimConfig),
                        ("train", TrainConfig), ("data", DataConfig)):
             if not isinstance(getattr(self, f), cls):
                 raise ValueError(f"LCLConfig.{f} must be a {cls.__name__}, got {type(getattr(self, f)).__name__}")
+        check_seed("LCLConfig.seed", self.seed)
+        if self.train.patch_size > self.data.image_size:
+            raise ValueError(f"patch_size {self.train.patch_size} is larger than the images (image_size "
+                             f"{self.data.image_size})")
+        if self.data.streaming and self.model.in_channels != 1:
+            raise ValueError("the streaming loader reads grayscale images; use model.in_channels = 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON/TOML-friendly); :func:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LCLConfig:
-        """Build from a nested dict (as read from TOML), rejecting unknown keys."""
-        return data.config_from_dict(cls, values)
+#: The method and the paper's two ablations, as changes to a config (``cfg.replace(**ABLATIONS[name])``):
+#: ``"lcl"`` none (layerwise, receptive-field-matched deformations); ``"fixed"``: both stages deformed with the
+#: stage-1 amplitude in pixels; ``"end_to_end"``: both stages trained jointly through the stage-2 loss (same number
+#: of updates).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "lcl": {},
+    "fixed": {"deform": {"matching": "fixed"}},
+    "end_to_end": {"train": {"mode": "end_to_end"}},
+}
 
-    def replace(self, **sections: dict[str, Any]) -> LCLConfig:
-        """Copy with some fields of some components changed, e.g. ``replace(train={"steps": (10, 10)})``.
 
-        Nested tables merge: ``replace(model={"stage1": {"channels": 8}})`` keeps stage 1's other fields.
-        """
-        return data.update_config(self, sections)
+def _demo() -> LCLConfig:
+    return LCLConfig(
+        model=ModelConfig(stage1=StageConfig(channels=32, kernel=9),
+                          stage2=StageConfig(channels=64, kernel=5, center_input=True, exponent=2.0)),
+        train=TrainConfig(steps=(300, 300), batch_size=64, patch_size=48, checkpoint_every=200),
+    )
+
+
+def _imagenet() -> LCLConfig:
+    return LCLConfig(
+        model=ModelConfig(stage1=StageConfig(channels=64, kernel=9),
+                          stage2=StageConfig(channels=128, kernel=5, center_input=True, exponent=2.0)),
+        optim=OptimConfig(lr=5e-3, weight_decay=1e-4, warmup_steps=500),
+        train=TrainConfig(steps=(20000, 20000), batch_size=256, patch_size=64, loss_options={"decorrelation": 1.0},
+                          checkpoint_every=1000, log_every=50),
+        data=DataConfig(source="folder", folder="/path/to/imagenet/train", image_size=256, streaming=True,
+                        workers=8, patches_per_image=8),
+    )
+
+
+LCLConfig.PRESETS = {"demo": _demo, "imagenet": _imagenet}
 
 
 def _folder_has_images(root: Path) -> bool:
@@ -331,11 +392,12 @@ def _folder_has_images(root: Path) -> bool:
 
 
 def validate_config(config: LCLConfig) -> LCLConfig:
-    """Cross-check the components of a run before any heavy work; return the config unchanged.
+    """Check what an :class:`LCLConfig` cannot check on construction, before any heavy work; return it unchanged.
 
-    Checks what single components cannot: the patch covers the receptive field of every trained stage and leaves
-    at least ``pool_grid`` output positions, the image folder exists and holds images at least one patch wide,
-    the requested device exists, and GPU-only options are not asked for on the CPU.
+    Entry points (:class:`lcl.Trainer`, ``python -m lcl train``) call it. It checks what needs the model built
+    (the patch covers the receptive field of every trained stage and leaves at least ``pool_grid`` output
+    positions), the file system (the image folder exists and holds images) and the hardware (the requested device
+    exists; GPU-only options are not asked for on the CPU, a device the command line may still change).
 
     Parameters
     ----------
@@ -375,8 +437,6 @@ def validate_config(config: LCLConfig) -> LCLConfig:
             raise ValueError(f"patch_size {train.patch_size} gives a {out}x{out} stage-{stage} output, fewer "
                              f"positions than pool_grid={train.pool_grid}; use larger patches or a smaller grid")
     d = config.data
-    if train.patch_size > d.image_size:
-        raise ValueError(f"patch_size {train.patch_size} is larger than the images (image_size {d.image_size})")
     if d.source == "folder":
         root = Path(d.folder).expanduser()
         if not root.is_dir():
@@ -391,73 +451,4 @@ def validate_config(config: LCLConfig) -> LCLConfig:
             raise ValueError(f"device {dev!r} requested but CUDA is not available")
     if not dev.startswith("cuda") and (train.precision != "float32" or train.compile):
         raise ValueError("precision='bfloat16' and compile=true are GPU options; use them with device='cuda'")
-    if d.streaming and config.model.in_channels != 1:
-        raise ValueError("the streaming loader reads grayscale images; use model.in_channels = 1")
     return config
-
-
-def load_config(path: str | os.PathLike) -> LCLConfig:
-    """Read an :class:`LCLConfig` from a TOML file (unknown keys rejected) and validate it.
-
-    Examples
-    --------
-    >>> import lcl, pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
-    >>> _ = p.write_text('[train]\\nsteps = [10, 10]\\n[deform]\\nmatching = "fixed"\\n')
-    >>> cfg = lcl.load_config(p)
-    >>> cfg.train.steps, cfg.deform.matching
-    ((10, 10), 'fixed')
-    """
-    return validate_config(LCLConfig.from_dict(data.load_toml(path)))
-
-
-def demo_config(**components: dict[str, Any]) -> LCLConfig:
-    """Small configuration for the demo: each training takes about 1-2 minutes on 2 CPU cores.
-
-    Stage 1 has 32 filters 9x9 and stage 2 64 filters 5x5, trained for a few hundred steps on 48-px patches of
-    the bundled photographs. Change components with keyword tables, e.g. ``demo_config(deform={"matching":
-    "fixed"})`` or ``demo_config(train={"mode": "end_to_end"})`` for the two ablations.
-
-    Examples
-    --------
-    >>> import lcl
-    >>> cfg = lcl.demo_config(train={"mode": "end_to_end"})
-    >>> cfg.train.mode, cfg.model.stage1.channels
-    ('end_to_end', 32)
-    """
-    base = LCLConfig(
-        model=ModelConfig(stage1=StageConfig(channels=32, kernel=9),
-                          stage2=StageConfig(channels=64, kernel=5, center_input=True, exponent=2.0)),
-        train=TrainConfig(steps=(300, 300), batch_size=64, patch_size=48, checkpoint_every=200),
-    )
-    return base.replace(**components) if components else base
-
-
-def ablation_configs(base: LCLConfig | None = None) -> dict[str, LCLConfig]:
-    """The method and the paper's two ablations, as configs differing from ``base`` in one field each.
-
-    ``"lcl"``: ``base`` (layerwise, receptive-field-matched deformations); ``"fixed"``: ``deform.matching =
-    "fixed"`` (both stages deformed with the stage-1 amplitude in pixels); ``"end_to_end"``: ``train.mode =
-    "end_to_end"`` (both stages trained jointly through the stage-2 loss, same number of updates).
-
-    Parameters
-    ----------
-    base
-        The configuration of the method (default: :func:`demo_config`).
-
-    Returns
-    -------
-    dict of str to LCLConfig
-
-    Examples
-    --------
-    >>> import lcl
-    >>> runs = lcl.ablation_configs()
-    >>> {name: (c.deform.matching, c.train.mode) for name, c in runs.items()}
-    {'lcl': ('rf', 'layerwise'), 'fixed': ('fixed', 'layerwise'), 'end_to_end': ('rf', 'end_to_end')}
-    """
-    if base is not None and not isinstance(base, LCLConfig):
-        raise TypeError(f"base must be an LCLConfig or None, got {type(base).__name__}")
-    base = base or demo_config()
-    return {"lcl": base, "fixed": base.replace(deform={"matching": "fixed"}),
-            "end_to_end": base.replace(train={"mode": "end_to_end"})}

@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+import data
 from data._checks import (check_choice, check_device, check_float, check_instance, check_int, check_nbytes,
                           check_seed, check_tensor, check_torch_dtype)
 
@@ -25,7 +26,7 @@ MAX_AMPLITUDE = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
-class DeformConfig:
+class DeformConfig(data.Config):
     """How the two views of a patch are deformed at each stage (complexity matching).
 
     *Amplitude* is the root-mean-square displacement over all pixels of a field, in input pixels:
@@ -74,7 +75,7 @@ class DeformConfig:
     padding: str = "reflection"
     stage_scale: tuple[float, float] = (1.0, 1.0)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not isinstance(self.stage_scale, (tuple, list)) or len(self.stage_scale) != 2 or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                 for v in self.stage_scale):

@@ -158,8 +158,8 @@ def export_brainscore(run_dir: str | os.PathLike, out: str | os.PathLike, *, ide
     --------
     >>> import lcl, pathlib, tempfile
     >>> run = pathlib.Path(tempfile.mkdtemp()) / "lcl_tiny"
-    >>> cfg = lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
-    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"steps": (1, 1), "batch_size": 4, "progress": False},
+    ...                                    model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> _ = lcl.train(cfg, run)
     >>> plugin = lcl.export_brainscore(run, run.parent / "plugin", image_size=64)
     >>> sorted(p.name for p in plugin.iterdir())  # doctest: +NORMALIZE_WHITESPACE

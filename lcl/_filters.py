@@ -128,7 +128,7 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     Returns
     -------
     list of pathlib.Path
-        The PNG and PDF files (written atomically).
+        The PNG and PDF files (written atomically by :func:`data.save_figure`, one or two journal columns wide).
 
     Raises
     ------
@@ -145,10 +145,7 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     >>> [f.suffix for f in files]
     ['.png', '.pdf']
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     base = check_path("path", path)
     columns = check_int("columns", columns, low=1, high=1000)
@@ -167,22 +164,15 @@ def plot_filters(model_or_filters: torch.nn.Module | torch.Tensor | np.ndarray, 
     n = img.shape[0]
     cols = min(columns, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.25 * rows + (0.4 if title else 0)),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, ax in enumerate(axes.flat[:n]):
-        v = float(np.abs(img[i]).max()) or 1.0
-        ax.imshow(img[i], cmap="gray", vmin=-v, vmax=v, interpolation="nearest")
-        ax.set_title(f"{osi[i]:.2f}", fontsize=7)
-    fig.suptitle(title or f"stage-1 filters (orientation selectivity, median {np.median(osi):.2f})",
-                 fontsize=9)
-    fig.tight_layout()
-    out = []
-    for suffix in (".png", ".pdf"):
-        target = base.with_suffix(suffix)
-        with data.atomic_write(target) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=150)
-        out.append(target)
-    plt.close(fig)
-    return out
+    with data.figure_style():
+        fig = Figure(figsize=(1.1 * cols, 1.25 * rows + (0.4 if title else 0)), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for i, ax in enumerate(axes.flat[:n]):
+            v = float(np.abs(img[i]).max()) or 1.0
+            ax.imshow(img[i], cmap="gray", vmin=-v, vmax=v, interpolation="nearest")
+            ax.set_title(f"{osi[i]:.2f}", fontsize=7)
+        fig.suptitle(title or f"stage-1 filters (orientation selectivity, median {np.median(osi):.2f})",
+                     fontsize=9)
+        return data.save_figure(fig, base, width="single" if cols <= 4 else "double")

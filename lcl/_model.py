@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import data
 from data._checks import check_float, check_instance, check_int, check_nbytes
 
 __all__ = ["StageConfig", "ModelConfig", "Stage", "V1V2", "ReceptiveField"]
@@ -39,7 +40,7 @@ def _binomial(n: int) -> torch.Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class StageConfig:
+class StageConfig(data.Config):
     """Architecture of one stage: conv -> half-wave rectification -> L2 pooling -> blur downsampling [-> norm].
 
     Parameters
@@ -108,7 +109,7 @@ class StageConfig:
     center_input: bool = False
     exponent: float = 1.0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         for name in ("channels", "kernel", "pool", "downsample_kernel", "stride"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -142,7 +143,7 @@ def _default_stage2() -> StageConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(data.Config):
     """Architecture of the two-stage model (grayscale input by default).
 
     Parameters
@@ -178,7 +179,7 @@ class ModelConfig:
     stage1: StageConfig = dataclasses.field(default_factory=StageConfig)
     stage2: StageConfig = dataclasses.field(default_factory=_default_stage2)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if isinstance(self.in_channels, bool) or not isinstance(self.in_channels, int) or self.in_channels < 1:
             raise ValueError(f"ModelConfig.in_channels must be a positive integer, got {self.in_channels!r}")
         if isinstance(self.whiten, bool) or not isinstance(self.whiten, int) or self.whiten < 0:

@@ -19,7 +19,8 @@ from data._checks import check_bool, check_int, check_path, check_str
 
 from ._corrupt import corrupt
 from ._model import V1V2
-from ._v2net import BackEndConfig, RecognitionConfig, V2Net, build_v2net
+from ._recognition_config import BackEndConfig, RecognitionConfig
+from ._v2net import V2Net, build_v2net
 
 __all__ = ["CropTask", "train_v2net", "evaluate_corruptions", "corruption_benchmark", "plot_corruptions"]
 
@@ -78,7 +79,7 @@ class CropTask:
         per_side = size // t
         n_tiles = per_side ** 2
         n_test = max(1, min(n_tiles - 1, round(config.test_fraction * n_tiles)))
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(data.derive_seed(config.seed, "split"))
         test_mask = np.zeros((n, size, size), dtype=bool)
         tx, ty = [], []
         for i in range(n):
@@ -197,7 +198,7 @@ def train_v2net(net: V2Net, task: CropTask, config: RecognitionConfig, *, desc: 
     net.to(device).train()
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    gen = torch.Generator().manual_seed(config.seed + 1)
+    gen = torch.Generator().manual_seed(data.derive_seed(config.seed, "crops"))
     run = {"recognition": dataclasses.asdict(config), "classes": list(task.classes)}
     log: list[dict[str, float]] = []
     start = 0
@@ -278,7 +279,7 @@ def evaluate_corruptions(net: nn.Module, task: CropTask, config: RecognitionConf
     for ci, name in enumerate(config.corruptions):
         values[ci, 0] = clean
         for si, s in enumerate(config.severities, start=1):
-            gen = torch.Generator().manual_seed(config.seed * 1000 + ci * 10 + s)
+            gen = torch.Generator().manual_seed(data.derive_seed(config.seed, "corruption", name, s))
             values[ci, si] = accuracy(corrupt(task.test_x, name, s, generator=gen))
     return xr.DataArray(values, dims=("corruption", "severity"),
                         coords={"corruption": list(config.corruptions), "severity": severities},
@@ -328,7 +329,7 @@ def corruption_benchmark(lcl_model: V1V2 | None, backend: BackEndConfig, config:
     >>> cfg = lcl.RecognitionConfig(image_size=128, tile_size=64, crop_size=48, steps=2, batch_size=4,
     ...                             corruptions=("gaussian_noise",), severities=(3,), progress=False)
     >>> task = lcl.CropTask(cfg, data.natural_images(size=128, names=["camera", "moon"]))
-    >>> model = lcl.V1V2(lcl.demo_config().model)
+    >>> model = lcl.V1V2(lcl.LCLConfig.preset("demo").model)
     >>> res = lcl.corruption_benchmark(model, lcl.BackEndConfig(widths=(8,), blocks=1), cfg, task=task)
     >>> res.accuracy.dims
     ('front_end', 'corruption', 'severity')
@@ -353,7 +354,7 @@ def corruption_benchmark(lcl_model: V1V2 | None, backend: BackEndConfig, config:
         raise ValueError("front end 'lcl' needs a trained LCL model")
     results, losses_ = [], []
     for i, kind in enumerate(config.front_ends):
-        net = build_v2net(kind, lcl_model, backend, task.n_classes, seed=config.seed + i)
+        net = build_v2net(kind, lcl_model, backend, task.n_classes, seed=data.derive_seed(config.seed, "weights", kind))
         log = train_v2net(net, task, config, desc=f"v2net[{kind}]", resume=resume,
                           checkpoint=None if out is None else out / f"v2net_{kind}.pt")
         results.append(evaluate_corruptions(net, task, config))
@@ -405,10 +406,7 @@ def plot_corruptions(results: xr.Dataset | str | os.PathLike, path: str | os.Pat
     >>> [f.suffix for f in files]
     ['.png', '.pdf']
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     path = check_path("path", path)
     ds = data.load(check_path("results", results)) if not isinstance(results, xr.Dataset) else results
@@ -417,26 +415,24 @@ def plot_corruptions(results: xr.Dataset | str | os.PathLike, path: str | os.Pat
                          "lcl.corruption_benchmark writes")
     acc = ds["accuracy"]
     names = [str(c) for c in acc.corruption.values]
-    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names):
+    with data.figure_style():
+        fig = Figure(figsize=(2.6 * len(names), 2.6))
+        axes = fig.subplots(1, len(names), squeeze=False, sharey=True)
+        _draw_corruptions(axes, acc, names, ds.attrs.get("chance"))
+        return data.save_figure(fig, path, width="double" if len(names) > 2 else "single", height=2.4)
+
+
+def _draw_corruptions(axes: Any, acc: xr.DataArray, names: list[str], chance: float | None) -> None:
+    for ax, name in zip(axes[0], names, strict=True):
         for fe in acc.front_end.values:
             a = acc.sel(front_end=fe, corruption=name)
             ax.plot(a.severity.values, a.values, marker="o", label=str(fe))
-        if "chance" in ds.attrs:
-            ax.axhline(float(ds.attrs["chance"]), color="0.6", lw=0.8, ls="--")
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        if chance is not None:
+            ax.axhline(float(chance), color="0.6", lw=0.8, ls="--")
+        ax.set_title(name.replace("_", " "))
         ax.set_xlabel("severity")
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy (held-out crops)")
-    axes[0, -1].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    files = []
-    for suffix in (".png", ".pdf"):
-        target = Path(path).with_suffix(suffix)
-        with data.atomic_write(target) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=150)
-        files.append(target)
-    plt.close(fig)
-    return files
+    axes[0, -1].legend()
 
 

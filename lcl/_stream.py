@@ -250,8 +250,8 @@ class PatchStream:
         self._iter = None
 
 
-def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: int = 0, world_size: int = 1,
-                 generator: torch.Generator | None = None) -> PatchStream:
+def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, generator: torch.Generator | None = None) -> PatchStream:
     """The trainer's streaming source for ``data_config`` (``source="folder"``, ``streaming=true``).
 
     Parameters
@@ -259,11 +259,13 @@ def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: in
     data_config
         The folder, image size, worker count and patches per image.
     train_config
-        Patch size, batch size and seed.
+        Patch size and batch size.
+    seed
+        Seed of the stream (:class:`lcl.Trainer` passes ``data.derive_seed(LCLConfig.seed, "stream")``).
     rank, world_size
         This process and the number of processes.
     generator
-        Unused (the stream is seeded by ``train_config.seed``); accepted for the trainer's calling convention.
+        Unused (the stream is seeded by ``seed``); accepted for the trainer's calling convention.
 
     Returns
     -------
@@ -289,6 +291,7 @@ def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: in
         raise TypeError(f"data_config must be an lcl.DataConfig, got {type(data_config).__name__}")
     if not isinstance(train_config, TrainConfig):
         raise TypeError(f"train_config must be an lcl.TrainConfig, got {type(train_config).__name__}")
+    seed = check_seed("seed", seed)
     world_size = check_int("world_size", world_size, low=1)
     rank = check_int("rank", rank, low=0, high=world_size - 1)
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -301,6 +304,6 @@ def patch_stream(data_config: DataConfig, train_config: TrainConfig, *, rank: in
                          f"{max(1, data_config.workers)} worker(s)")
     ds = FolderPatches(data_config.folder, files, image_size=data_config.image_size,
                        patch_size=train_config.patch_size, patches_per_image=data_config.patches_per_image,
-                       batch_size=train_config.batch_size, seed=train_config.seed, rank=rank,
+                       batch_size=train_config.batch_size, seed=seed, rank=rank,
                        world_size=world_size)
     return PatchStream(ds, train_config.batch_size, data_config.workers)

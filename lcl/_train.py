@@ -85,8 +85,8 @@ class Trainer:
     Examples
     --------
     >>> import lcl
-    >>> cfg = lcl.demo_config(train={"steps": (2, 2), "batch_size": 4, "progress": False},
-    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"steps": (2, 2), "batch_size": 4, "progress": False},
+    ...                                    model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> trainer = lcl.Trainer(cfg)
     >>> model = trainer.run()
     >>> [r["phase"] for r in trainer.log][-1], trainer.global_step
@@ -106,10 +106,10 @@ class Trainer:
         self.phases = _phases(config)
         self.loss_fn = losses.get(tc.loss)
         self.loss_options = dict(tc.loss_options)
-        torch.manual_seed(tc.seed)
+        torch.manual_seed(data.derive_seed(config.seed, "weights"))
         self.model = V1V2(config.model).to(self.device)
         self.rf_sizes = (self.model.receptive_field(1), self.model.receptive_field(2))
-        self.generator = torch.Generator().manual_seed(tc.seed)
+        self.generator = torch.Generator().manual_seed(data.derive_seed(config.seed, "batches"))
         self.phase_index, self.step = 0, 0
         self.log: list[dict[str, Any]] = []
         self.optimizer: torch.optim.Optimizer | None = None
@@ -135,8 +135,8 @@ class Trainer:
         if d.streaming:
             from ._stream import patch_stream
 
-            self._stream = patch_stream(d, self.config.train, rank=self.rank, world_size=self.world_size,
-                                        generator=self.generator)
+            self._stream = patch_stream(d, self.config.train, seed=data.derive_seed(self.config.seed, "stream"),
+                                        rank=self.rank, world_size=self.world_size, generator=self.generator)
             return
         # In memory, every process holds all images; each step draws one global batch from the shared seed and
         # each process takes its slice (so N processes compute exactly the single-process step on N x batch).
@@ -164,7 +164,7 @@ class Trainer:
         stream = self._stream.state_dict() if self._stream is not None else None  # type: ignore[attr-defined]
         path = data.save_checkpoint(
             self.out_dir / CHECKPOINT, model=self.model, optimizer=self.optimizer, step=self.step,
-            config=self.config.to_dict(), seed=self.config.train.seed, generators={"patches": self.generator},
+            config=self.config.to_dict(), seed=self.config.seed, generators={"patches": self.generator},
             phase_index=self.phase_index, log=list(self.log), stream=stream, wall_s=self._wall,
             silent_fraction=dict(self.silent), complete=self.phase_index >= len(self.phases))
         self._write_log()
@@ -200,7 +200,7 @@ class Trainer:
         """
         if self._stream is not None:
             return channels_last(next(self._stream).to(self.device))
-        gen = torch.Generator().manual_seed(self.config.train.seed * 7919 + 104729 + salt)
+        gen = torch.Generator().manual_seed(data.derive_seed(self.config.seed, "probe", salt))
         saved, world, rank = self.generator, self.world_size, self.rank
         self.generator, self.world_size, self.rank = gen, 1, 0
         try:
@@ -388,7 +388,7 @@ class Trainer:
             return
         cfg = self.config.to_dict()
         payload = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, "config": cfg,
-                   "provenance": data.provenance(cfg, self.config.train.seed), "silent_fraction": dict(self.silent)}
+                   "provenance": data.provenance(cfg, self.config.seed), "silent_fraction": dict(self.silent)}
         with data.atomic_write(self.out_dir / MODEL_FILE) as tmp:
             torch.save(payload, tmp)
 
@@ -399,7 +399,7 @@ def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume
     Parameters
     ----------
     config
-        The run (e.g. :func:`lcl.demo_config` or :func:`lcl.load_config`).
+        The run (e.g. ``lcl.LCLConfig.preset("demo")`` or ``lcl.LCLConfig.load(path)``).
     out_dir
         Folder for ``checkpoint.pt``, ``log.jsonl`` and ``model.pt``.
     resume
@@ -421,8 +421,8 @@ def train(config: LCLConfig, out_dir: str | os.PathLike | None = None, *, resume
     Examples
     --------
     >>> import lcl, tempfile
-    >>> cfg = lcl.demo_config(train={"steps": (2, 1), "batch_size": 4, "progress": False},
-    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"steps": (2, 1), "batch_size": 4, "progress": False},
+    ...                                    model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> model = lcl.train(cfg, tempfile.mkdtemp())
     >>> model.stage1.conv.weight.requires_grad
     False
@@ -446,8 +446,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     --------
     >>> import lcl, tempfile
     >>> out = tempfile.mkdtemp()
-    >>> cfg = lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
-    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"steps": (1, 1), "batch_size": 4, "progress": False},
+    ...                                    model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> _ = lcl.train(cfg, out)
     >>> sorted(lcl.load_checkpoint(out))
     ['config', 'model', 'provenance', 'silent_fraction']
@@ -479,8 +479,8 @@ def load_model(path: str | os.PathLike) -> V1V2:
     --------
     >>> import lcl, tempfile, torch
     >>> out = tempfile.mkdtemp()
-    >>> cfg = lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
-    ...                       model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+    >>> cfg = lcl.LCLConfig.preset("demo", train={"steps": (1, 1), "batch_size": 4, "progress": False},
+    ...                                    model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
     >>> trained = lcl.train(cfg, out)
     >>> bool(torch.equal(lcl.load_model(out).stage2.conv.weight, trained.stage2.conv.weight))
     True

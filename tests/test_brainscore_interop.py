@@ -131,9 +131,10 @@ def exported_plugin(tmp_path_factory):
     root = tmp_path_factory.mktemp("plugin")
     identifier = f"lcl_export_interop_{os.getpid()}"
     run = root / "lcl_demo"
-    lcl.train(lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 6}}, data={"image_size": SIDE},
-                              train={"steps": (3, 3), "batch_size": 8, "patch_size": 48, "progress": False},
-                              optim={"warmup_steps": 1}), run)
+    lcl.train(lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 4}, "stage2": {"channels": 6}},
+                                   data={"image_size": SIDE},
+                                   train={"steps": (3, 3), "batch_size": 8, "patch_size": 48, "progress": False},
+                                   optim={"warmup_steps": 1}), run)
     plugin = root / "plugins" / identifier
     export = subprocess.run([sys.executable, "-m", "lcl", "export-brainscore", str(run), "--out", str(plugin),
                              "--identifier", identifier, "--image-size", str(SIDE), "--visual-degrees", str(DEGREES)],

@@ -23,7 +23,7 @@ from decoding import (
     PointwiseNonlinearity,
     Retina,
     RetinaConfig,
-    TrainConfig,
+    EnhancerTrainConfig,
 )
 
 
@@ -93,7 +93,7 @@ def test_tiny_retina_rates_match_hand_formula():
 
 
 def test_separable_filtering_equals_dense_receptive_fields():
-    cfg = decoding.default_config("tiny").retina  # 32 x 32, four mosaics
+    cfg = decoding.StudyConfig.preset("tiny").retina  # 32 x 32, four mosaics
     retina = Retina(cfg, dtype=torch.float64)
     q = np.arange(32) + 0.5
     py, px = np.meshgrid(q, q, indexing="ij")
@@ -138,7 +138,7 @@ def test_spike_counts_are_poisson():
     5 standard errors (sqrt(rate / T)) of the rate, the variance within 5 standard errors
     (sqrt((rate + 2 rate^2) / T)) of the rate, and P(count = 0) within 5 binomial standard errors of exp(-rate).
     With 85 cells x 3 checks the chance of a false alarm is below 1e-4."""
-    cfg = dataclasses.replace(decoding.default_config("tiny").retina, gain=10.0, scale=3.0)
+    cfg = dataclasses.replace(decoding.StudyConfig.preset("tiny").retina, gain=10.0, scale=3.0)
     retina = Retina(cfg)
     img = data.sample_patches(data.natural_images(size=64, names=["camera"]), 1, 32, seed=2)["image"].values
     rate = retina.rates(img)[0].astype(np.float64)
@@ -161,7 +161,7 @@ def test_spikes_seeded_and_batch_invariant():
     # 51300 rates differ by 1 ulp here with 2 threads), and a Poisson draw flips with a probability of about the
     # absolute rate change (1e-6 for 1 ulp of a rate near 10), shifting the rest of that block's stream. float64
     # rates (changes of 1e-15) make that negligible for this exact comparison.
-    retina = Retina(decoding.default_config("tiny").retina, dtype=torch.float64)
+    retina = Retina(decoding.StudyConfig.preset("tiny").retina, dtype=torch.float64)
     imgs = np.random.default_rng(0).random((150, 32, 32)).astype(np.float32)
     a = retina.simulate(imgs, seed=5, batch_size=64).values
     b = retina.simulate(imgs, seed=5, batch_size=1000, n_threads=1).values
@@ -394,7 +394,7 @@ def test_decoder_rejects_bad_input():
 
 
 def test_decoder_checks_stimulus_ids():
-    retina = Retina(decoding.default_config("tiny").retina)
+    retina = Retina(decoding.StudyConfig.preset("tiny").retina)
     stims = data.stimulus_set(np.random.default_rng(0).random((5, 32, 32)))
     counts = retina.simulate(stims)
     LinearDecoder().fit(counts, stims)
@@ -443,7 +443,7 @@ def test_enhancer_learns():
     y = smooth_images(64, 16, 0)
     x = (0.5 * y + 0.25).astype(np.float32)  # a contrast loss the network must undo
     net = small_enhancer()
-    hist = train_enhancer_quiet(net, x, y, TrainConfig(epochs=8, batch_size=8, patch_size=0, lr=3e-3))
+    hist = train_enhancer_quiet(net, x, y, EnhancerTrainConfig(epochs=8, batch_size=8, patch_size=0, lr=3e-3))
     assert hist["train_loss"][-1] < 0.5 * hist["train_loss"][0]
     assert decoding.mse(y, net.enhance(x)).mean() < 0.5 * decoding.mse(y, x).mean()
 
@@ -459,9 +459,9 @@ def test_enhancer_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     y = rng.random((24, 32, 32)).astype(np.float32)
     x = (y + 0.1 * rng.normal(size=y.shape)).astype(np.float32)
-    cfg = TrainConfig(epochs=3, batch_size=8, patch_size=16, seed=4, warmup_steps=2, grad_clip=0.05)
+    cfg = EnhancerTrainConfig(epochs=3, batch_size=8, patch_size=16, warmup_steps=2, grad_clip=0.05)
     full = small_enhancer()
-    h_full = train_enhancer_quiet(full, x, y, cfg, checkpoint=tmp_path / "full.pt")
+    h_full = train_enhancer_quiet(full, x, y, cfg, seed=4, checkpoint=tmp_path / "full.pt")
     # A run killed right after its first checkpoint (epoch 1 of 3) ...
     save = enh.data.save_checkpoint
 
@@ -471,12 +471,12 @@ def test_enhancer_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(enh.data, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train_enhancer_quiet(small_enhancer(), x, y, cfg, checkpoint=tmp_path / "part.pt")
+        train_enhancer_quiet(small_enhancer(), x, y, cfg, seed=4, checkpoint=tmp_path / "part.pt")
     monkeypatch.setattr(enh.data, "save_checkpoint", save)
     assert torch.load(tmp_path / "part.pt", weights_only=True)["epoch"] == 1
     # ... and resumed in a fresh process-like state (new model object) ends exactly where the uninterrupted run did.
     resumed = small_enhancer()
-    h_res = train_enhancer_quiet(resumed, x, y, cfg, checkpoint=tmp_path / "part.pt", resume=True)
+    h_res = train_enhancer_quiet(resumed, x, y, cfg, seed=4, checkpoint=tmp_path / "part.pt", resume=True)
     assert h_res["epoch"] == [1, 2, 3]
     # exact: the same float operations in the same order on the same machine and thread count (legitimately equal)
     np.testing.assert_array_equal(h_res["train_loss"], h_full["train_loss"])
@@ -485,7 +485,7 @@ def test_enhancer_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     state = torch.load(tmp_path / "part.pt", weights_only=True)
     assert state["epoch"] == 3 and state["optimizer"]["state"]
     prov = state["provenance"]
-    assert prov["git_commit"] and json.loads(prov["config"])["train"]["seed"] == 4
+    assert prov["git_commit"] and prov["seed"] == 4 and state["seed"] == 4
     model, meta = decoding.load_enhancer(tmp_path / "part.pt")
     assert meta["epoch"] == 3 and not model.training
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
@@ -493,11 +493,13 @@ def test_enhancer_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
 
 def test_enhancer_resume_rejects_other_settings(tmp_path):
     x = np.zeros((8, 16, 16), dtype=np.float32)
-    cfg = TrainConfig(epochs=1, batch_size=4, patch_size=0)
+    cfg = EnhancerTrainConfig(epochs=1, batch_size=4, patch_size=0)
     train_enhancer_quiet(small_enhancer(), x, x, cfg, checkpoint=tmp_path / "c.pt")
     with pytest.raises(ValueError, match="other settings"):
         train_enhancer_quiet(small_enhancer(), x, x, dataclasses.replace(cfg, lr=0.1),
                              checkpoint=tmp_path / "c.pt", resume=True)
+    with pytest.raises(ValueError, match=r"differs in \['seed'\]"):
+        train_enhancer_quiet(small_enhancer(), x, x, cfg, seed=1, checkpoint=tmp_path / "c.pt", resume=True)
     with pytest.raises(ValueError, match=r"differs in \['enhancer\.channels', 'enhancer\.kernels'"):  # architecture
         train_enhancer_quiet(Enhancer(EnhancerConfig(width=0.125, channels=(64,), kernels=(3,), strides=(2,))),
                              x, x, cfg, checkpoint=tmp_path / "c.pt", resume=True)
@@ -507,13 +509,13 @@ def test_enhancer_training_bad_input():
     net = small_enhancer()
     x = np.zeros((4, 16, 16), dtype=np.float32)
     with pytest.raises(ValueError, match="must be equal"):
-        train_enhancer_quiet(net, x, x[:3], TrainConfig(epochs=1))
+        train_enhancer_quiet(net, x, x[:3], EnhancerTrainConfig(epochs=1))
     with pytest.raises(ValueError, match="NaN"):
-        train_enhancer_quiet(net, np.full_like(x, np.nan), x, TrainConfig(epochs=1, patch_size=0))
+        train_enhancer_quiet(net, np.full_like(x, np.nan), x, EnhancerTrainConfig(epochs=1, patch_size=0))
     with pytest.raises(ValueError, match="exceeds"):
-        train_enhancer_quiet(net, x, x, TrainConfig(epochs=1, patch_size=32))
+        train_enhancer_quiet(net, x, x, EnhancerTrainConfig(epochs=1, patch_size=32))
     with pytest.raises(ValueError, match="empty"):
-        train_enhancer_quiet(net, x[:0], x[:0], TrainConfig(epochs=1))
+        train_enhancer_quiet(net, x[:0], x[:0], EnhancerTrainConfig(epochs=1))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -521,16 +523,16 @@ def test_enhancer_training_bad_input():
 
 
 def test_configs_round_trip_and_overrides():
-    cfg = decoding.default_config("demo", train={"epochs": 1}, n_examples=2)
+    cfg = decoding.StudyConfig.preset("demo", train={"epochs": 1}, n_examples=2)
     assert cfg.train.epochs == 1 and cfg.train.patch_size == 32 and cfg.n_examples == 2
-    assert decoding.default_config("demo").retina.n_cells == 1393
-    assert decoding.study_config_from_json(json.dumps(dataclasses.asdict(cfg))) == cfg
+    assert decoding.StudyConfig.preset("demo").retina.n_cells == 1393
+    assert decoding.StudyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown config key"):
-        decoding.default_config("demo", train={"epoch": 1})
-    with pytest.raises(ValueError, match="unknown preset"):
-        decoding.default_config("huge")
+        decoding.StudyConfig.preset("demo", train={"epoch": 1})
+    with pytest.raises(ValueError, match="unknown StudyConfig preset"):
+        decoding.StudyConfig.preset("huge")
     with pytest.raises(ValueError, match="multiples"):
-        decoding.default_config("demo", train={"patch_size": 24})
+        decoding.StudyConfig.preset("demo", train={"patch_size": 24})
     with pytest.raises(ValueError, match="alpha"):
         DecoderConfig(alpha=-0.1)
 
@@ -554,8 +556,8 @@ def test_datasets_from_an_image_folder_split_by_file(tmp_path):
     levels = {f"img{i}": 30 * (i + 1) for i in range(6)}
     for name, level in levels.items():
         iio.imwrite(tmp_path / f"{name}.png", np.full((80, 96), level, dtype=np.uint8))
-    cfg = decoding.DataConfig(photo_size=64, n_decoder=20, n_enhancer=10, n_test=12, n_test_sources=2,
-                              image_folder=str(tmp_path))
+    cfg = decoding.StudyDataConfig(photo_size=64, n_decoder=20, n_enhancer=10, n_test=12, n_test_sources=2,
+                                   image_folder=str(tmp_path))
     sets = decoding.make_datasets(cfg, 32)
     train_src = set(sets["decoder"].source.values) | set(sets["enhancer"].source.values)
     test_src = set(sets["test"].source.values)
@@ -566,17 +568,19 @@ def test_datasets_from_an_image_folder_split_by_file(tmp_path):
     for st in sets.values():  # each crop is the constant grey level of the file it was cut from
         for img, src in zip(st["image"].values, st["source"].values.astype(str)):
             np.testing.assert_allclose(img, levels[src] / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="not a directory"):  # an environment check: entry points make it
+        decoding.validate_study_config(decoding.StudyConfig().replace(data={"image_folder": str(tmp_path / "x")}))
     with pytest.raises(ValueError, match="not a directory"):
-        decoding.DataConfig(image_folder=str(tmp_path / "missing"))
+        decoding.run_study(decoding.StudyConfig().replace(data={"image_folder": str(tmp_path / "x")}))
     with pytest.raises(ValueError, match="max_images"):
-        decoding.DataConfig(max_images=-1)
+        decoding.StudyDataConfig(max_images=-1)
 
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out = tmp_path_factory.mktemp("study")
-    return decoding.run_study(decoding.default_config("tiny"), out_dir=out, progress=False), out
+    return decoding.run_study(decoding.StudyConfig.preset("tiny"), out_dir=out, progress=False), out
 
 
 def test_run_study_results(tiny_study):
@@ -592,14 +596,15 @@ def test_run_study_results(tiny_study):
     assert float(res.mse.sel(decoder="pointwise").mean()) < float(res.mse.sel(decoder="linear").mean())
     saved = decoding.load_results(out / "results.nc")
     xr.testing.assert_allclose(saved.psnr, res.psnr)
-    assert decoding.study_config_from_json(saved.attrs["config"]) == decoding.default_config("tiny")
+    stored = {k: v for k, v in json.loads(saved.attrs["config"]).items() if k != "type"}
+    assert decoding.StudyConfig.from_dict(stored) == decoding.StudyConfig.preset("tiny")
     assert (out / "enhancer.pt").is_file()
     assert "linear" in decoding.summary_table(saved)
 
 
 def test_run_study_resume_is_reproducible(tiny_study):
     res, out = tiny_study
-    again = decoding.run_study(decoding.default_config("tiny"), out_dir=out, resume=True, progress=False)
+    again = decoding.run_study(decoding.StudyConfig.preset("tiny"), out_dir=out, resume=True, progress=False)
     xr.testing.assert_equal(again.psnr, res.psnr)  # finished run: resumed at its end, same numbers
 
 
@@ -643,7 +648,7 @@ def test_command_line(tmp_path, capsys):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_retina_and_decoder_on_gpu():
-    cfg = decoding.default_config("tiny").retina
+    cfg = decoding.StudyConfig.preset("tiny").retina
     imgs = np.random.default_rng(0).random((70, 32, 32)).astype(np.float32)
     cpu = Retina(cfg).simulate(imgs, seed=1).values
     gpu = Retina(cfg).to("cuda").simulate(imgs, seed=1).values

@@ -17,7 +17,7 @@ import torch
 import decoding
 from _tolerance import assert_close_within, gamma, unit_roundoff
 from _torchrun import kill_when, launch
-from decoding import Enhancer, EnhancerConfig, TrainConfig
+from decoding import Enhancer, EnhancerConfig, EnhancerTrainConfig
 
 EPOCHS = 4
 # n_enhancer = 57 is not a multiple of the global batch (8): each epoch ends with a global batch of one pair, of
@@ -84,20 +84,23 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(ddp_run,
     # size; the tolerances here are empirical (measured: loss 4e-8, PSNR 1e-8 relative, weights 5e-6 of how far
     # they moved -- margins of 180x and more).
     np.testing.assert_allclose(ddp["history"]["train_loss"], single["history"]["train_loss"], rtol=1e-5)
-    cfg = decoding.default_config("tiny")
-    init = Enhancer(cfg.enhancer, seed=cfg.train.seed).state_dict()
+    cfg = decoding.StudyConfig.preset("tiny")
+    init = Enhancer(cfg.enhancer, seed=__import__("data").derive_seed(cfg.seed, "enhancer", "weights")).state_dict()
     for k, v in single["model"].items():
         if not v.dtype.is_floating_point:  # num_batches_tracked: the same number of batch-norm updates
             assert torch.equal(ddp["model"][k], v), k
             continue
         # Float tolerance: convolutions on 4 vs 8 images, the gloo sums of gradients and of batch-norm statistics
         # and the global-batch-norm formula round differently from one process (about 1e-7 relative per step),
-        # and Adam's normalised steps carry that over the 32 steps. Measured: at most 1e-5 of how far training
+        # and Adam's normalised steps carry that over the 32 steps. Measured: at most 3e-5 of how far training
         # moved each tensor; allowed: 1e-3 of it (a wrong slice, local batch-norm statistics or a wrong loss
-        # scale give differences of the order of the movement itself).
+        # scale give differences of the order of the movement itself). Every tensor moves by more than 1e-5: the
+        # least, a decoder batch-norm bias, moved 6.1e-5 at the root seed (issue #17; the threshold was 1e-4 under
+        # the former train.seed, where the least movement was above it; the largest diff/moved went from 1e-5 to
+        # 2.7e-5).
         moved = (v - init[k]).abs().max().item()
         diff = (ddp["model"][k] - v).abs().max().item()
-        assert moved > 1e-4, k  # training did move every tensor: the comparison is not trivial
+        assert moved > 1e-5, k  # training did move every tensor: the comparison is not trivial
         assert diff <= 1e-3 * moved, (k, diff, moved)
     a, b = decoding.load_results(full / "results.nc"), decoding.load_results(tmp_path / "one" / "results.nc")
     assert a.attrs["world_size"] == 2 and b.attrs["world_size"] == 1
@@ -128,7 +131,7 @@ def test_killed_distributed_run_resumes_to_the_uninterrupted_weights(ddp_run, tm
 def test_resume_refuses_a_checkpoint_of_another_world_size(ddp_run, tmp_path):
     config, full, _ = ddp_run
     shutil.copy(full / "enhancer.pt", tmp_path / "enhancer.pt")
-    cfg = decoding.default_config("tiny", **__import__("data").load_toml(config))
+    cfg = decoding.StudyConfig.preset("tiny", **__import__("data").load_toml(config))
     x = np.zeros((8, 32, 32), dtype=np.float32)
     with pytest.raises(ValueError, match="written by 2 processes, this run has 1"):
         decoding.train_enhancer(Enhancer(cfg.enhancer), x, x, cfg.train, checkpoint=tmp_path / "enhancer.pt",
@@ -251,14 +254,14 @@ def _net() -> Enhancer:
                                    residual=False), seed=0)
 
 
-def _train(cfg: TrainConfig) -> tuple[Enhancer, dict]:
+def _train(cfg: EnhancerTrainConfig) -> tuple[Enhancer, dict]:
     net = _net()
     x, y = _pairs()
     return net, decoding.train_enhancer(net, x, y, cfg, progress=False)
 
 
 def test_bf16_autocast_on_cpu_loss_close_to_float32():
-    one_step = TrainConfig(epochs=1, batch_size=8, patch_size=0, flips=False)  # one batch: the loss before the step
+    one_step = EnhancerTrainConfig(epochs=1, batch_size=8, patch_size=0, flips=False)  # one batch: the loss before the step
     _, h32 = _train(one_step)
     net, h16 = _train(dataclasses.replace(one_step, precision="bfloat16"))
     # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2 %) of the convolutions' inputs and weights,
@@ -266,7 +269,7 @@ def test_bf16_autocast_on_cpu_loss_close_to_float32():
     assert h16["train_loss"][0] == pytest.approx(h32["train_loss"][0], rel=1e-2)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net.parameters())
     # and bf16 training follows the float32 run: the loss after 36 steps within 5 % (measured: 0.2 %)
-    longer = TrainConfig(epochs=6, batch_size=4, patch_size=16, lr=3e-3)
+    longer = EnhancerTrainConfig(epochs=6, batch_size=4, patch_size=16, lr=3e-3)
     _, h32 = _train(longer)
     _, h16 = _train(dataclasses.replace(longer, precision="bfloat16"))
     assert h16["train_loss"][-1] < 0.6 * h16["train_loss"][0]
@@ -280,7 +283,7 @@ def _have_cxx() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _have_cxx(), reason="torch.compile on a CPU needs a C++ compiler (g++ or clang++)")
 def test_compile_on_cpu_matches_eager():
-    cfg = TrainConfig(epochs=2, batch_size=4, patch_size=16, flips=False)
+    cfg = EnhancerTrainConfig(epochs=2, batch_size=4, patch_size=16, flips=False)
     eager, he = _train(cfg)
     compiled, hc = _train(dataclasses.replace(cfg, compile=True))
     # inductor fuses and reorders float32 arithmetic: the same numbers to float32 rounding, carried over 4 steps
@@ -293,15 +296,15 @@ def test_compile_on_cpu_matches_eager():
 
 def test_new_train_options_are_validated():
     with pytest.raises(ValueError, match="precision"):
-        TrainConfig(precision="float16")
+        EnhancerTrainConfig(precision="float16")
     with pytest.raises(TypeError, match="compile"):
-        TrainConfig(compile="yes")
+        EnhancerTrainConfig(compile="yes")
     with pytest.raises(ValueError, match="lr_scaling"):
-        TrainConfig(lr_scaling="cubic")
+        EnhancerTrainConfig(lr_scaling="cubic")
     with pytest.raises(ValueError, match="reference_batch"):
-        TrainConfig(reference_batch=0)
+        EnhancerTrainConfig(reference_batch=0)
     from decoding._enhancer import _lr
 
-    cfg = TrainConfig(lr=1e-3, batch_size=4, lr_scaling="linear", reference_batch=8, schedule="constant")
+    cfg = EnhancerTrainConfig(lr=1e-3, batch_size=4, lr_scaling="linear", reference_batch=8, schedule="constant")
     assert _lr(cfg, 0, 10, world=4) == pytest.approx(2e-3)  # global batch 16 = 2 x reference
     assert _lr(dataclasses.replace(cfg, lr_scaling="none"), 0, 10, world=4) == pytest.approx(1e-3)

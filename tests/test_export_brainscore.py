@@ -159,7 +159,8 @@ def test_error_bound_holds_against_float64():
 # ------------------------------------------------------------------------------------------------ runs
 def tiny_config(**components) -> lcl.LCLConfig:
     """The demo config's shape at a few seconds: 4 and 6 filters, 48-px patches of 64-px photographs, 2 + 2 steps."""
-    base = lcl.demo_config(
+    base = lcl.LCLConfig.preset(
+        "demo",
         model={"stage1": {"channels": 4}, "stage2": {"channels": 6}}, data={"image_size": SIDE},
         train={"steps": (2, 2), "batch_size": 8, "patch_size": 48, "checkpoint_every": 100, "progress": False},
         optim={"warmup_steps": 1},

@@ -26,11 +26,9 @@ Set ``LCL_FUZZ_EXPLORE=1`` for a longer, randomised run, or run ``pytest -m slow
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import importlib
 import inspect
-import json
 import math
 import os
 import signal
@@ -295,8 +293,8 @@ class Context:
     def lcl_tiny(self):
         import lcl
 
-        return lcl.demo_config(train={"steps": (1, 1), "batch_size": 4, "progress": False},
-                               model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
+        return lcl.LCLConfig.preset("demo", train={"steps": (1, 1), "batch_size": 4, "progress": False},
+                                            model={"stage1": {"channels": 4}, "stage2": {"channels": 4}})
 
     @functools.cached_property
     def folder_patches(self):
@@ -320,7 +318,6 @@ class Context:
 
     @functools.cached_property
     def crop_task(self):
-        import data
         import lcl
 
         return lcl.CropTask(self.recognition_config, self.photos_64)
@@ -481,21 +478,23 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "decoding.Enhancer.enhance": (lambda: CTX.enhancer.enhance, lambda: dict(reconstructions=np.zeros((2, 8, 8)))),
     "decoding.train_enhancer": (None, lambda: dict(
         model=CTX.enhancer, inputs=np.zeros((2, 8, 8)), targets=np.zeros((2, 8, 8)),
-        config=importlib.import_module("decoding").TrainConfig(epochs=1, batch_size=2, patch_size=0),
+        config=importlib.import_module("decoding").EnhancerTrainConfig(epochs=1, batch_size=2, patch_size=0),
         progress=False)),
     "decoding.load_enhancer": (None, lambda: dict(path=CTX.tmp / "no_such_checkpoint.pt")),
     "decoding.mse": (None, lambda: dict(reference=np.zeros((8, 8)), reconstruction=np.zeros((8, 8)))),
     "decoding.psnr": (None, lambda: dict(reference=np.zeros((8, 8)), reconstruction=np.full((8, 8), 0.1))),
     "decoding.ssim": (None, lambda: dict(reference=np.zeros((8, 8)), reconstruction=np.zeros((8, 8)))),
     "decoding.split_by_source": (None, lambda: dict(photos=CTX.photos, test_sources=("camera",))),
-    "decoding.study_photographs": (None, lambda: dict(config=importlib.import_module("decoding").DataConfig(
+    "decoding.study_photographs": (None, lambda: dict(config=importlib.import_module("decoding").StudyDataConfig(
         photo_size=32, n_test_sources=1))),
-    "decoding.make_datasets": (None, lambda: dict(config=importlib.import_module("decoding").DataConfig(
+    "decoding.make_datasets": (None, lambda: dict(config=importlib.import_module("decoding").StudyDataConfig(
         photo_size=32, n_decoder=2, n_enhancer=2, n_test=2, n_test_sources=1), image_size=16)),
     "decoding.evaluate": (None, lambda: dict(reference=np.zeros((2, 8, 8)),
                                              reconstructions={"linear": np.zeros((2, 8, 8))})),
-    "decoding.run_study": (None, lambda: dict(config=importlib.import_module("decoding").default_config("tiny"),
+    "decoding.run_study": (None, lambda: dict(config=importlib.import_module("decoding").StudyConfig.preset("tiny"),
                                               progress=False)),
+    "decoding.validate_study_config": (None, lambda: dict(
+        config=importlib.import_module("decoding").StudyConfig.preset("tiny"))),
     "decoding.load_results": (None, lambda: dict(path=CTX.saved)),
     "decoding.summary_table": (None, lambda: dict(results=importlib.import_module("decoding").evaluate(
         np.zeros((2, 8, 8)), {"linear": np.full((2, 8, 8), 0.1)}))),
@@ -504,12 +503,13 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "decoding.RetinaConfig": (None, dict),
     "decoding.DecoderConfig": (None, dict),
     "decoding.EnhancerConfig": (None, dict),
-    "decoding.TrainConfig": (None, dict),
-    "decoding.DataConfig": (None, dict),
+    "decoding.EnhancerTrainConfig": (None, dict),
+    "decoding.StudyDataConfig": (None, dict),
     "decoding.StudyConfig": (None, dict),
-    "decoding.default_config": (None, lambda: dict(preset="tiny")),
-    "decoding.study_config_from_json": (None, lambda: dict(text=json.dumps(dataclasses.asdict(
-        importlib.import_module("decoding").default_config("tiny"))))),
+    "decoding.StudyConfig.preset": (lambda: importlib.import_module("decoding").StudyConfig.preset,
+                                    lambda: dict(name="tiny")),
+    "decoding.StudyConfig.from_dict": (lambda: importlib.import_module("decoding").StudyConfig.from_dict,
+                                       lambda: dict(values={"seed": 1})),
     # lcl
     "lcl.V1V2": (None, dict),
     "lcl.Stage": (None, lambda: dict(in_channels=1, config=importlib.import_module("lcl").StageConfig(
@@ -534,9 +534,8 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "lcl.TrainConfig": (None, dict),
     "lcl.DataConfig": (None, dict),
     "lcl.validate_config": (None, lambda: dict(config=importlib.import_module("lcl").LCLConfig())),
-    "lcl.load_config": (None, lambda: dict(path=CTX.toml)),
-    "lcl.demo_config": (None, dict),
-    "lcl.ablation_configs": (None, dict),
+    "lcl.LCLConfig.load": (lambda: importlib.import_module("lcl").LCLConfig.load, lambda: dict(path=CTX.toml)),
+    "lcl.LCLConfig.preset": (lambda: importlib.import_module("lcl").LCLConfig.preset, lambda: dict(name="demo")),
     "lcl.Trainer": (None, lambda: dict(config=CTX.lcl_tiny)),
     "lcl.train": (None, lambda: dict(config=CTX.lcl_tiny, out_dir=None)),
     "lcl.export_brainscore": (None, lambda: dict(run_dir=CTX.tmp / "no_such_run", out=CTX.tmp / "plugin")),
@@ -572,8 +571,8 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "lcl.corruption_benchmark": (None, lambda: dict(lcl_model=None, backend=CTX.backend_config,
                                                     config=CTX.recognition_config, task=CTX.crop_task)),
     "lcl.plot_corruptions": (None, lambda: dict(results=CTX.corruption_results, path=CTX.tmp / "corr")),
-    "lcl.demo_recognition_config": (None, dict),
-    "lcl.load_recognition_config": (None, lambda: dict(path=None, demo=True)),
+    "lcl.RecognitionConfig.preset": (lambda: importlib.import_module("lcl").RecognitionConfig.preset,
+                                     lambda: dict(name="demo")),
     "lcl.corrupt": (None, lambda: dict(images=__import__("torch").rand(1, 1, 8, 8), name="contrast", severity=1)),
     # analyses
     "analyses.TextureStimuliConfig": (None, dict),

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_config(**components) -> lcl.LCLConfig:
     """A few-second run: 4 and 6 filters, 48-px patches of the bundled photographs."""
-    base = lcl.demo_config(
+    base = lcl.LCLConfig.preset(
+        "demo",
         model={"stage1": {"channels": 4}, "stage2": {"channels": 6}},
         train={"steps": (4, 6), "batch_size": 8, "patch_size": 48, "checkpoint_every": 2, "log_every": 1,
                "progress": False},
@@ -56,7 +57,7 @@ def test_receptive_field_equals_gradient_support(whiten, k1, k2):
 
 
 def test_stages_are_named_submodules_recordable_with_data_record():
-    model = lcl.V1V2(lcl.demo_config().model).eval()
+    model = lcl.V1V2(lcl.LCLConfig.preset("demo").model).eval()
     stimuli = data.natural_images(size=64, names=["camera", "moon", "coins"])
     rec = data.record(model, stimuli, layers=["stage1", "stage2"], pool="mean", progress=False)
     assert rec["stage1"].sizes["neuroid"] == 32 and rec["stage2"].sizes["neuroid"] == 64
@@ -298,7 +299,7 @@ def test_checkpoint_and_log_contents(tmp_path):
     cfg = tiny_config(train={"steps": (2, 2)})
     lcl.train(cfg, tmp_path)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert ckpt["complete"] and ckpt["provenance"]["seed"] == cfg.train.seed
+    assert ckpt["complete"] and ckpt["provenance"]["seed"] == cfg.seed
     assert lcl.LCLConfig.from_dict(ckpt["config"]) == cfg
     assert "git_commit" in ckpt["provenance"] and "lcl_workbench_version" in ckpt["provenance"]
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -370,7 +371,8 @@ def test_cli_rejects_bad_config_quickly_and_trains_a_toml(tmp_path):
 @pytest.fixture(scope="module")
 def short_stage1_run():
     """One short stage-1 training on the bundled photographs (about 10-20 s on one core), shared by tests."""
-    cfg = lcl.demo_config(
+    cfg = lcl.LCLConfig.preset(
+        "demo",
         model={"stage1": {"channels": 16}},
         train={"steps": (200, 0), "batch_size": 64, "patch_size": 32, "progress": False, "log_every": 1},
         optim={"warmup_steps": 20},

@@ -56,11 +56,11 @@ def test_two_gloo_processes_equal_single_process_with_same_global_batch(tmp_path
     r = _torchrun(2, _write(tmp_path / "ddp.toml", batch=8, bias=False), tmp_path / "ddp")
     assert r.returncode == 0, r.stdout + r.stderr
     one = _write(tmp_path / "one.toml", batch=16, bias=False)
-    single_cfg = lcl.demo_config().replace(**__import__("data").load_toml(one))
+    single_cfg = lcl.LCLConfig.preset("demo").replace(**__import__("data").load_toml(one))
     single = lcl.Trainer(single_cfg, tmp_path / "one")
     single.run()
     ddp = _weights(tmp_path / "ddp")
-    torch.manual_seed(single_cfg.train.seed)
+    torch.manual_seed(__import__("data").derive_seed(single_cfg.seed, "weights"))  # the trainer's initial weights
     init = lcl.V1V2(single_cfg.model).state_dict()
     for k, v in single.model.state_dict().items():
         # float tolerance: convolutions on 8 vs 16 images and the gloo sum round differently, and Adam divides by
@@ -175,7 +175,8 @@ def test_streaming_workers_shard_files_and_resume_exactly(tmp_path):
 
 def test_trainer_streams_a_folder_and_resumes_bit_identically(tmp_path):
     root = _make_folder(tmp_path / "f", 16, size=64)
-    cfg = lcl.demo_config(
+    cfg = lcl.LCLConfig.preset(
+        "demo",
         model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
         train={"steps": (3, 3), "batch_size": 4, "patch_size": 48, "checkpoint_every": 2, "progress": False},
         data={"source": "folder", "folder": str(root), "image_size": 64, "streaming": True, "workers": 2,
@@ -192,9 +193,9 @@ def test_trainer_streams_a_folder_and_resumes_bit_identically(tmp_path):
 
 def test_gpu_only_options_rejected_on_cpu():
     with pytest.raises(ValueError, match="GPU options"):
-        lcl.validate_config(lcl.demo_config(train={"precision": "bfloat16"}))
+        lcl.validate_config(lcl.LCLConfig.preset("demo", train={"precision": "bfloat16"}))
     with pytest.raises(ValueError, match="GPU options"):
-        lcl.validate_config(lcl.demo_config(train={"compile": True}))
+        lcl.validate_config(lcl.LCLConfig.preset("demo", train={"compile": True}))
     with pytest.raises(ValueError, match="streaming needs source='folder'"):
         lcl.DataConfig(streaming=True)
     assert lcl.OptimConfig(lr=1e-3, lr_scaling="sqrt", reference_batch=64).scaled_lr(256) == pytest.approx(2e-3)
@@ -203,9 +204,9 @@ def test_gpu_only_options_rejected_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_and_compile_on_gpu(tmp_path):
-    cfg = lcl.demo_config(model={"stage1": {"channels": 8}, "stage2": {"channels": 8}},
-                          train={"steps": (3, 3), "batch_size": 8, "device": "cuda", "precision": "bfloat16",
-                                 "compile": True, "progress": False})
+    cfg = lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 8}, "stage2": {"channels": 8}},
+                               train={"steps": (3, 3), "batch_size": 8, "device": "cuda", "precision": "bfloat16",
+                                      "compile": True, "progress": False})
     model = lcl.train(cfg, tmp_path)
     assert torch.isfinite(model.stage2.conv.weight).all()
 
@@ -222,8 +223,8 @@ def one_torch_thread():
 
 
 def _cpu_trainer(stage: int) -> tuple[lcl.Trainer, lcl.LCLConfig, torch.Tensor]:
-    cfg = lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
-                          train={"steps": (2, 2), "batch_size": 16, "patch_size": 48, "progress": False})
+    cfg = lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
+                               train={"steps": (2, 2), "batch_size": 16, "patch_size": 48, "progress": False})
     trainer = lcl.Trainer(cfg)
     trainer.phase_index = stage - 1
     trainer._start_phase()
@@ -249,12 +250,16 @@ def test_bf16_autocast_on_cpu_stage2_loss_close_to_float32(one_torch_thread):
     # Stage 2 centres its input (StageConfig.center_input): before that, the all-positive stage-1 responses gave
     # the untrained stage-2 features a common offset, their variation across patches was about 0.1 % of their
     # mean, below bfloat16's 0.4 % resolution, and the centred loss was rounding noise (off by 0.1-0.5; a strict
-    # xfail until then). Same tolerance as stage 1 (measured now: 4e-4).
+    # xfail until then). The gap depends on the draw: the 4e-4 once recorded here was one lucky seed. Measured
+    # (issue #17, when the root seed replaced train.seed) over 16 draws, 8 per seeding scheme, of this untrained
+    # 4-channel stage 2: |bf16 - fp32| from 1e-4 to 0.088, median 0.017 (losses -0.06 to -0.30); at the root seed
+    # 0 it is 0.057 (before: 1e-4 at train.seed 0). The tolerance is 0.1, above every measured draw and below the
+    # 0.1-0.5 of the uncentred input.
     trainer, cfg, views = _cpu_trainer(2)
     assert cfg.model.stage2.center_input
     ref = _loss_with(trainer, cfg, views).item()
     low = _loss_with(trainer, cfg.replace(train={"precision": "bfloat16"}), views).item()
-    assert abs(low - ref) < 0.02, (low, ref)
+    assert abs(low - ref) < 0.1, (low, ref)
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ import lcl
 
 
 def _tiny(**stage2):
-    return lcl.demo_config(train={"steps": (4, 6), "batch_size": 8, "progress": False, "log_every": 2,
-                                  "checkpoint_every": 3},
-                           model={"stage1": {"channels": 6}, "stage2": {"channels": 8, **stage2}})
+    return lcl.LCLConfig.preset("demo", train={"steps": (4, 6), "batch_size": 8, "progress": False, "log_every": 2,
+                                               "checkpoint_every": 3},
+                                        model={"stage1": {"channels": 6}, "stage2": {"channels": 8, **stage2}})
 
 
 def test_output_exponent_is_a_power_of_the_pooled_energy():

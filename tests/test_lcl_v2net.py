@@ -35,7 +35,7 @@ def test_training_crops_never_touch_held_out_tiles(small_task):
 
 def test_frozen_lcl_front_end_does_not_learn(small_task):
     cfg, task = small_task
-    front = lcl.V1V2(lcl.demo_config().model)
+    front = lcl.V1V2(lcl.LCLConfig.preset("demo").model)
     before = {k: v.clone() for k, v in front.state_dict().items()}
     net = lcl.build_v2net("lcl", front, lcl.BackEndConfig(widths=(8,), blocks=1), task.n_classes)
     back = net.backend.fc.weight.clone()
@@ -50,7 +50,7 @@ def test_frozen_lcl_front_end_does_not_learn(small_task):
 @pytest.mark.parametrize("kind", ["pixels", "supervised"])
 def test_baselines_train_their_front_end(small_task, kind):
     cfg, task = small_task
-    net = lcl.build_v2net(kind, lcl.V1V2(lcl.demo_config().model), lcl.BackEndConfig(widths=(8,), blocks=1),
+    net = lcl.build_v2net(kind, lcl.V1V2(lcl.LCLConfig.preset("demo").model), lcl.BackEndConfig(widths=(8,), blocks=1),
                           task.n_classes)
     first = next(net.front_end.parameters()).clone()
     lcl.train_v2net(net, task, cfg)
@@ -116,7 +116,7 @@ def test_corruptions_are_graded_and_exact():
 
 def test_corruption_benchmark_writes_results_and_figure(small_task, tmp_path):
     cfg, task = small_task
-    model = lcl.V1V2(lcl.demo_config().model)
+    model = lcl.V1V2(lcl.LCLConfig.preset("demo").model)
     res = lcl.corruption_benchmark(model, lcl.BackEndConfig(widths=(8,), blocks=1), cfg, tmp_path, task=task)
     acc = res["accuracy"]
     assert acc.dims == ("front_end", "corruption", "severity")
@@ -137,9 +137,12 @@ def test_recognition_config_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown corruption"):
         lcl.RecognitionConfig(corruptions=("fog",))
     p = tmp_path / "v.toml"
-    p.write_text("[recognition]\nsteps = 10\nepochs = 3\n")
+    p.write_text("steps = 10\nepochs = 3\n")
     with pytest.raises(ValueError, match="unknown config key"):
-        lcl.load_recognition_config(p)
+        lcl.RecognitionConfig.load(p)
+    p.write_text("[backend]\nwidths = [16]\ndepth = 3\n")
+    with pytest.raises(ValueError, match="unknown config key.*depth"):
+        lcl.RecognitionConfig.load(p)
     cfg = lcl.RecognitionConfig(image_size=64, tile_size=32, crop_size=24)
     task = lcl.CropTask(cfg, data.natural_images(size=64, names=["camera", "moon"]))
     with pytest.raises(ValueError, match="smaller than the stage-2 receptive field"):
@@ -149,18 +152,18 @@ def test_recognition_config_errors(tmp_path):
 def test_cli_filters_and_v2net_commands(tmp_path, capsys):
     from lcl.__main__ import main
 
-    cfg = lcl.demo_config(model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
-                          train={"steps": (1, 1), "batch_size": 4, "progress": False})
+    cfg = lcl.LCLConfig.preset("demo", model={"stage1": {"channels": 4}, "stage2": {"channels": 4}},
+                                       train={"steps": (1, 1), "batch_size": 4, "progress": False})
     lcl.train(cfg, tmp_path / "run")
     assert main(["filters", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "filters.png").is_file() and (tmp_path / "run" / "filters.pdf").is_file()
     toml = tmp_path / "v.toml"
-    toml.write_text("[backend]\nwidths = [8]\n[recognition]\nimage_size = 128\nsteps = 2\nbatch_size = 4\n"
-                    "corruptions = [\"contrast\"]\nseverities = [5]\nprogress = false\n")
+    toml.write_text("image_size = 128\nsteps = 2\nbatch_size = 4\ncorruptions = [\"contrast\"]\nseverities = [5]\n"
+                    "progress = false\n[backend]\nwidths = [8]\n")
     assert main(["v2net", str(tmp_path / "run"), "--config", str(toml), "--out", str(tmp_path / "v2")]) == 0
     assert (tmp_path / "v2" / "corruptions.nc").is_file()
     assert "lcl" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
-    bad.write_text("[recognition]\nfront_ends = [\"vgg\"]\n")
+    bad.write_text("front_ends = [\"vgg\"]\n")
     assert main(["v2net", str(tmp_path / "run"), "--config", str(bad)]) == 2
     assert main(["filters", str(tmp_path / "nothing")]) == 2

@@ -34,9 +34,9 @@ def test_every_step_seed_derives_from_the_root_seed():
     cfg = tiny_config(seed=5)
     assert _steps.stimuli_config(cfg).seed == data.derive_seed(5, "stimuli")
     assert _steps.simulated_config(cfg).seed == data.derive_seed(5, "neural")
-    assert _steps.model_config(cfg, "lcl").train.seed == data.derive_seed(5, "lcl")
-    assert _steps.model_config(cfg, "untrained").train.seed == data.derive_seed(5, "lcl")  # paired controls
-    assert _steps.decoding_config(cfg).retina.seed == data.derive_seed(5, "decoding", "retina")
+    assert _steps.model_config(cfg, "lcl").seed == data.derive_seed(5, "lcl")
+    assert _steps.model_config(cfg, "untrained").seed == data.derive_seed(5, "lcl")  # paired controls
+    assert _steps.decoding_config(cfg).seed == data.derive_seed(5, "decoding")
     assert _steps.recognition_config(cfg).seed == data.derive_seed(5, "v2net")
     assert _steps.stimuli_config(tiny_config(seed=6)).seed != _steps.stimuli_config(cfg).seed
 
@@ -44,7 +44,8 @@ def test_every_step_seed_derives_from_the_root_seed():
 @pytest.mark.parametrize("changes, match", [
     ({"stimuli": {"seed": 3}}, "stimuli.seed = 3"),
     ({"neural": {"simulated": {"seed": 3}}}, "neural.simulated.seed"),
-    ({"lcl": {"train": {"seed": 3}}}, "lcl.train.seed"),
+    ({"lcl": {"seed": 3}}, "lcl.seed"),
+    ({"decoding": {"seed": 3}}, "decoding.seed"),
     ({"lcl": {"train": {"device": "cuda"}}}, "lcl.train.device"),
     ({"predictivity": {"seed": 2}}, "Brain-Score's split seed"),
 ])
