@@ -21,7 +21,8 @@ from ._filters import orientation_selectivity, plot_filters, spatial_spread
 from ._deform import (DeformConfig, deform, displacement_from_noise, noise_shape, random_displacement,
                       rms_displacement, warp)
 from ._stream import FolderPatches, PatchStream, list_images, patch_stream
-from ._model import ModelConfig, ReceptiveField, Stage, StageConfig, V1V2, whitening_kernel
+from ._model import ReceptiveField, Stage, V1V2, whitening_kernel
+from ._model_config import ModelConfig, StageConfig
 from ._train import Trainer, init_distributed, load_checkpoint, load_model, train
 from ._export import export_brainscore
 

@@ -23,7 +23,8 @@ from data._checks import check_seed
 
 from . import losses
 from ._deform import DeformConfig
-from ._model import ModelConfig, StageConfig, V1V2
+from ._model import V1V2
+from ._model_config import ModelConfig, StageConfig
 
 __all__ = ["OptimConfig", "DataConfig", "TrainConfig", "LCLConfig", "validate_config", "ABLATIONS",
            "IMAGE_EXTENSIONS"]
