@@ -97,7 +97,9 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
     for label, ds in res.items():
         for reg in (str(r) for r in ds["region"].values):
             r = ds.sel(region=reg)
-            get = (lambda k, r=r: float(r[k]) if k in r else float("nan"))
+            def get(k: str, r: xr.Dataset = r) -> float:
+                return float(r[k]) if k in r else float("nan")
+
             name = label if len(ds["region"]) == 1 or reg == label else f"{label} {reg}"
             rows.append((name, reg, get("region_mean"), get("region_ci_low"), get("region_ci_high"),
                          get("region_median"), int(get("n_responsive")) if "n_responsive" in r else None,
@@ -107,7 +109,7 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
         fig = Figure(figsize=(3.5, 0.75 + 0.19 * len(rows)))
         ax = fig.subplots()
         y = np.arange(len(rows))[::-1]
-        for yi, (name, reg, m, lo, hi, med, n_resp, n_all) in zip(y, rows):
+        for yi, (_name, reg, m, lo, hi, med, n_resp, n_all) in zip(y, rows):
             k = seen.setdefault(reg, len(seen))
             c = _color(reg, k)
             if np.isfinite(lo):

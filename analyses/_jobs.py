@@ -179,8 +179,7 @@ def _error_summary(exc: BaseException) -> tuple[str, str]:
     summary = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     for ln in reversed(lines):  # the last "SomeError: message" line of the remote traceback
         head = ln.split(":", 1)[0]
-        if head and head.replace(".", "").replace("_", "").isalnum() and (head.endswith("Error")
-                                                                         or head.endswith("Exception")):
+        if head and head.replace(".", "").replace("_", "").isalnum() and head.endswith(("Error", "Exception")):
             summary = ln
             break
     return summary, full

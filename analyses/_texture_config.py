@@ -269,7 +269,8 @@ def validate_texture_config(config: TextureStimuliConfig) -> TextureStimuliConfi
     >>> analyses.validate_texture_config(analyses.TextureStimuliConfig(families=("carpet",)))
     Traceback (most recent call last):
     ...
-    ValueError: unknown texture family source 'carpet': not a bundled texture (brick, grass, gravel, reptile_skin), not a bundled photograph (see data.natural_images) and not an image file path
+    ValueError: unknown texture family source 'carpet': not a bundled texture (brick, grass, gravel, reptile_skin),
+    not a bundled photograph (see data.natural_images) and not an image file path
     """
     if not isinstance(config, TextureStimuliConfig):
         raise TypeError(f"expected a TextureStimuliConfig, got {type(config).__name__}")

@@ -104,7 +104,7 @@ def load_average() -> str:
 class Timer:
     """Wall-clock and process CPU seconds of a block (CPU time counts every thread of the process)."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.w0, self.c0 = time.perf_counter(), time.process_time()
         return self
 
@@ -153,7 +153,7 @@ class StageTimes:
                 self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
         return timed
 
-    def __enter__(self) -> "StageTimes":
+    def __enter__(self) -> StageTimes:
         self._saved = (_mftma.center_structure, _mftma._anchor_analysis)
         _mftma.center_structure = self.wrap("center-correlation search", _mftma.center_structure)
         _mftma._anchor_analysis = self.wrap("per-manifold reduction + solve", _mftma._anchor_analysis)

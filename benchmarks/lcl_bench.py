@@ -18,6 +18,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -51,7 +52,8 @@ def overhead(config: lcl.LCLConfig, repeats: int) -> list[dict]:
         stage = trainer.model.stages[phase.stage - 1]
         params = [p for p in trainer.model.parameters() if p.requires_grad]
 
-        def raw() -> None:
+        def raw(raw_input: torch.Tensor = raw_input, phase: Any = phase, stage: torch.nn.Module = stage,
+                params: list = params) -> None:
             h = raw_input
             for s in trainer.model.stages[:phase.stage - 1]:
                 with torch.no_grad():

@@ -3,7 +3,8 @@
 For each seed it trains, at the demo budget, LCL (layerwise, receptive-field-matched deformations), the two
 ablations (one amplitude for both stages; end-to-end), and builds two controls: the untrained model and a
 random-stage-2 control (LCL's trained stage 1, the initial stage 2). Both controls keep the initial filters'
-directions but take the norms of the trained LCL filters, so their outputs have the trained model's scale. It then sweeps the stage-2 deformation amplitude (``deform.stage_scale = (1, k)``, each a full
+directions but take the norms of the trained LCL filters, so their outputs have the trained model's scale. It then
+sweeps the stage-2 deformation amplitude (``deform.stage_scale = (1, k)``, each a full
 layerwise run). Every model is read with :func:`analyses.record_units` (one unit per channel, the one whose
 receptive field is centred on the stimulus) on the protocol stimuli (:class:`analyses.TextureStimuliConfig`
 defaults: 12 families x 8 samples of Portilla-Simoncelli textures and spectrally matched noise, 128 px in a

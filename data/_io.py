@@ -125,7 +125,7 @@ def provenance(config: Any = None, seed: int | None = None) -> dict[str, Any]:
     return {
         "lcl_workbench_version": package_version(),
         "git_commit": git_commit(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": config_json,
         "seed": -1 if seed is None else seed,
     }

@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common],
                          help="simulate, fit the decoders, train the enhancer, evaluate, plot "
                               "(also under torchrun: distributed enhancer training)")
-    run.add_argument("--preset", default="demo", choices=StudyConfig.presets(), help="base configuration (default demo)")
+    run.add_argument("--preset", default="demo", choices=StudyConfig.presets(),
+                     help="base configuration (default demo)")
     run.add_argument("--config", type=Path, help="TOML file overriding preset fields, by section")
     run.add_argument("--out", type=Path, required=True, help="output folder (results.nc, enhancer.pt, figures)")
     run.add_argument("--resume", action="store_true", help="continue training from OUT/enhancer.pt")

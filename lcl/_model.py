@@ -38,6 +38,10 @@ class ReceptiveField(NamedTuple):
     stride: int
 
 
+#: The receptive field of the input itself: one pixel, stride one.
+_NO_INPUT_RF = ReceptiveField(1, 1)
+
+
 def whitening_kernel(size: int, cutoff: float = 0.4) -> torch.Tensor:
     """Fixed retina-like whitening kernel: spectrum ``|f| exp(-(|f|/cutoff)^4)`` (Olshausen & Field 1996).
 
@@ -210,7 +214,7 @@ class Stage(nn.Module):
         first = [(self.whiten_size, 1)] if self.whiten_size else []
         return [*first, (c.kernel, 1), (c.pool, 1), (c.downsample_kernel, c.stride)]
 
-    def receptive_field(self, start: ReceptiveField = ReceptiveField(1, 1)) -> ReceptiveField:
+    def receptive_field(self, start: ReceptiveField = _NO_INPUT_RF) -> ReceptiveField:
         """Receptive field after this stage, given the receptive field ``start`` of its input units."""
         size, jump = start.size, start.stride
         for kernel, stride in self.layers():

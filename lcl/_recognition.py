@@ -353,7 +353,7 @@ def corruption_benchmark(lcl_model: V1V2 | None, backend: BackEndConfig, config:
     if "lcl" in config.front_ends and lcl_model is None:
         raise ValueError("front end 'lcl' needs a trained LCL model")
     results, losses_ = [], []
-    for i, kind in enumerate(config.front_ends):
+    for kind in config.front_ends:
         net = build_v2net(kind, lcl_model, backend, task.n_classes, seed=data.derive_seed(config.seed, "weights", kind))
         log = train_v2net(net, task, config, desc=f"v2net[{kind}]", resume=resume,
                           checkpoint=None if out is None else out / f"v2net_{kind}.pt")

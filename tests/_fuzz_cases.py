@@ -53,8 +53,9 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "data.resume_state": (None, lambda: dict(state=importlib.import_module("data").load_checkpoint(_checkpoint_file()),
                                              model=importlib.import_module("torch").nn.Linear(2, 1))),
     "data.from_brainscore": (None, lambda: dict(nc_path=CTX.brainscore[0])),
-    "data.merge_stimulus_metadata": (None, lambda: dict(assembly=CTX.assembly, stimuli=importlib.import_module("data").stimulus_set(
-        np.zeros((12, 4, 4)), stimulus_id=[f"s{i}" for i in range(12)], texture_type=["noise", "texture"] * 6))),
+    "data.merge_stimulus_metadata": (None, lambda: dict(
+        assembly=CTX.assembly, stimuli=importlib.import_module("data").stimulus_set(
+            np.zeros((12, 4, 4)), stimulus_id=[f"s{i}" for i in range(12)], texture_type=["noise", "texture"] * 6))),
     "data.to_brainscore": (None, lambda: dict(assembly=CTX.assembly, nc_path=CTX.tmp / "bs_out.nc")),
     "data.read_brainscore_stimuli": (None, lambda: dict(stimulus_csv=CTX.brainscore[1],
                                                         stimulus_zip=CTX.brainscore[2])),

@@ -10,7 +10,7 @@ import data
 from test_analyses_fixtures import sparse_texture_set
 
 
-def trials_assembly(trials: np.ndarray, **coords) -> "data.xr.DataArray":
+def trials_assembly(trials: np.ndarray, **coords) -> data.xr.DataArray:
     """(repetitions, stimuli, neuroids) -> assembly with stimulus-major presentations."""
     n_rep, n_stim, n_neu = trials.shape
     values = trials.transpose(1, 0, 2).reshape(n_stim * n_rep, n_neu)

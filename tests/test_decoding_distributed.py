@@ -261,7 +261,8 @@ def _train(cfg: EnhancerTrainConfig) -> tuple[Enhancer, dict]:
 
 
 def test_bf16_autocast_on_cpu_loss_close_to_float32():
-    one_step = EnhancerTrainConfig(epochs=1, batch_size=8, patch_size=0, flips=False)  # one batch: the loss before the step
+    # one batch: the loss before the step
+    one_step = EnhancerTrainConfig(epochs=1, batch_size=8, patch_size=0, flips=False)
     _, h32 = _train(one_step)
     net, h16 = _train(dataclasses.replace(one_step, precision="bfloat16"))
     # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2 %) of the convolutions' inputs and weights,

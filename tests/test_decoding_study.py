@@ -1,4 +1,5 @@
-"""decoding: the CNN enhancer (training, exact resume), configs, the data split, the study, its figure and command line."""
+"""decoding: the CNN enhancer (training, exact resume), configs, the data split, the study, its figure and command
+line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""lcl scale-out (issue 7): torchrun + DDP on CPU (gloo), kill and resume, streaming a large folder in bounded memory."""
+"""lcl scale-out (issue 7): torchrun + DDP on CPU (gloo), kill and resume, streaming a large folder in bounded
+memory."""
 
 from __future__ import annotations
 
