@@ -108,7 +108,7 @@ def test_enhancer_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     state = torch.load(tmp_path / "part.pt", weights_only=True)
     assert state["epoch"] == 3 and state["optimizer"]["state"]
     prov = state["provenance"]
-    assert prov["git_commit"] and prov["seed"] == 4 and state["seed"] == 4
+    assert prov["git_commit"] and prov["seed"] == 4 and state["config"]["seed"] == 4
     model, meta = decoding.load_enhancer(tmp_path / "part.pt")
     assert meta["epoch"] == 3 and not model.training
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
