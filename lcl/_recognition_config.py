@@ -98,6 +98,8 @@ class RecognitionConfig(data.Config):
         Test crops per held-out tile (seeded positions inside the tile).
     steps, batch_size, lr, weight_decay, warmup_steps
         AdamW with linear warm-up and cosine decay, cross-entropy on random training crops.
+    grad_clip
+        Largest global norm of the gradients (0: no clipping).
     corruptions
         Names from :data:`lcl.CORRUPTIONS` applied to the test crops.
     severities
@@ -146,6 +148,7 @@ class RecognitionConfig(data.Config):
     lr: float = 2e-3
     weight_decay: float = 5e-4
     warmup_steps: int = 100
+    grad_clip: float = 0.0
     corruptions: tuple[str, ...] = tuple(CORRUPTIONS)
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     seed: int = 0
@@ -180,6 +183,7 @@ class RecognitionConfig(data.Config):
                      what=f"a batch of {self.batch_size} crops of {self.crop_size} px with 64 feature channels")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"RecognitionConfig.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        check_float("RecognitionConfig.grad_clip", self.grad_clip, low=0.0)
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
         if unknown:
             raise ValueError(f"unknown corruption(s) {unknown}; known: {sorted(CORRUPTIONS)}")

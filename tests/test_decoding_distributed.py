@@ -135,7 +135,8 @@ def test_resume_refuses_a_checkpoint_of_another_world_size(ddp_run, tmp_path):
     x = np.zeros((8, 32, 32), dtype=np.float32)
     with pytest.raises(ValueError, match="written by 2 processes, this run has 1"):
         decoding.train_enhancer(Enhancer(cfg.enhancer), x, x, cfg.train, checkpoint=tmp_path / "enhancer.pt",
-                                resume=True, progress=False)
+                                seed=__import__("data").derive_seed(cfg.seed, "enhancer", "batches"), resume=True,
+                                progress=False)
 
 
 def _batch_norm_rounding_bounds(x, conv, bn, target) -> dict[str, torch.Tensor]:
