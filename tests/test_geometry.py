@@ -268,7 +268,7 @@ def test_degenerate_duplicate_points_are_solved():
 
 
 def test_center_cost_gradient_matches_autograd():
-    from geometry._center import _cost_and_grad
+    from geometry._stiefel import _cost_and_grad
 
     g = torch.Generator().manual_seed(0)
     X = torch.randn(12, 11, generator=g, dtype=torch.float64)
@@ -533,7 +533,7 @@ def test_center_search_numpy_optimizer_equals_the_torch_one_to_rounding():
     # On CPU the reference optimizer runs in numpy (less per-call overhead); it is the torch iteration operation
     # for operation. Compared over 40 iterations, where rounding differences have not yet grown (over ~1000
     # iterations of an unconverged search they do, as between any two implementations).
-    from geometry._center import _qf, _stiefel_cg_manopt, _stiefel_cg_manopt_torch
+    from geometry._stiefel import _qf, _stiefel_cg_manopt, _stiefel_cg_manopt_torch
 
     rng = np.random.default_rng(8)
     P, N = 40, 80
