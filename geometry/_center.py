@@ -22,17 +22,16 @@ directions).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ._stiefel import _manopt_batches, _qf, _stiefel_cg, _stiefel_cg_manopt_batch
-from ._threads import single_thread
+from ._threads import single_thread, single_thread_blas
 
 __all__: list[str] = []
 
@@ -72,28 +71,8 @@ def center_structure(centers: torch.Tensor, **kwargs) -> CenterStructure:
     on_cpu = centers.device.type == "cpu"
     if on_cpu:
         kwargs.setdefault("workers", torch.get_num_threads())
-    with single_thread(on_cpu), _single_thread_blas(on_cpu):
+    with single_thread(on_cpu), single_thread_blas(on_cpu):
         return _center_structure(centers, **kwargs)
-
-
-@contextlib.contextmanager
-def _single_thread_blas(enabled: bool) -> Iterator[None]:
-    """numpy's BLAS on one thread inside the block (the CPU search runs in numpy: ``_stiefel``).
-
-    OpenBLAS splits a matrix-vector product of 100 x 100 across threads; on these tiny kernels that is the
-    barrier cost :func:`single_thread` avoids for torch. Without threadpoolctl (a scikit-learn dependency) the
-    BLAS keeps its own setting.
-    """
-    if not enabled:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 #: Starts of the per-K searches: the reference's random points, or warm starts from the K-1 solution.

@@ -174,6 +174,12 @@ def validate_settings(
     check_choice("solver", solver, ("fast", "reference", "qp"), none=True)
 
 
+def _scale_exponent(manifolds: list[np.ndarray]) -> int:
+    """The exponent ``e`` of the largest absolute value of the manifolds (``2^(e-1) <= peak < 2^e``; 0 for zeros)."""
+    peak = max(max(float(m.max()), -float(m.min())) for m in manifolds)
+    return int(np.frexp(peak)[1]) if peak > 0.0 else 0
+
+
 def _scaled(manifolds: list[np.ndarray]) -> list[np.ndarray]:
     """The manifolds divided by one power of two that brings their largest absolute value into [0.5, 1).
 
@@ -182,10 +188,7 @@ def _scaled(manifolds: list[np.ndarray]) -> list[np.ndarray]:
     data already near unit scale gives bit-identical results, and data that differ by a power-of-two factor
     give identical ones. All-zero data are returned unchanged.
     """
-    peak = max(float(np.abs(m).max()) for m in manifolds)
-    if peak == 0.0:
-        return manifolds
-    _, exponent = np.frexp(peak)
+    exponent = _scale_exponent(manifolds)
     if exponent == 0:
         return manifolds
-    return [np.ldexp(m, -int(exponent)) for m in manifolds]
+    return [np.ldexp(m, -exponent) for m in manifolds]

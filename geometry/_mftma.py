@@ -19,9 +19,10 @@ import xarray as xr
 from data._checks import check_array, check_device, check_float, check_int, check_nbytes
 
 from ._center import center_structure, mean_abs_correlation
-from ._inputs import _scaled, validate_manifolds, validate_settings
+from ._centering import _deviations, _manifold_means
+from ._inputs import validate_manifolds, validate_settings
 from ._nnls import GramOperator, nnls_batched, nnls_reference, qp_reference
-from ._threads import single_thread
+from ._threads import single_thread, single_thread_blas
 
 #: Center-correlation searches of :func:`capacity`.
 CENTER_SEARCHES = ("reference", "fast")
@@ -486,7 +487,6 @@ def capacity(
         raise TypeError(f"center_polish must be a bool, got {type(center_polish).__name__}")
     dtype = _check_dtype(dtype)
     _check_memory(int(n_t), [m.shape[0] for m in manifolds], [min(m.shape) for m in manifolds], dtype)
-    manifolds = _scaled(manifolds)
     P = len(manifolds)
     if center_correlation == "remove" and P < 3:
         raise ValueError(
@@ -495,13 +495,11 @@ def capacity(
         )
     dev = _resolve_device(device)
     # Per-manifold centering and projection: a few hundred kernels on (m_i, N) arrays, run on one torch thread
-    # (with 2 OpenMP threads on a loaded 2-core machine these took 15 s instead of 0.2 s at P=100, N=5000).
+    # and one BLAS thread (with 2 OpenMP threads on a loaded 2-core machine these took 15 s instead of 0.2 s at
+    # P=100, N=5000). The centers are those of the data scaled to a largest absolute value in [0.5, 1).
     on_cpu = dev.type == "cpu"
     with single_thread(on_cpu):
-        X = [torch.as_tensor(m, dtype=dtype, device=dev) for m in manifolds]
-        total = sum(int(m.shape[0]) for m in X)
-        origin = sum(m.sum(0) for m in X) / total
-        centers = torch.stack([m.mean(0) for m in X])
+        X, means, centers = _manifold_means(manifolds, dtype, dev)
         correlation = mean_abs_correlation(centers - centers.mean(0, keepdim=True))
     K, k_max, directions = 0, 0, None
     if center_correlation == "remove":
@@ -510,8 +508,8 @@ def capacity(
         cs = center_structure(centers, max_k=max_k, n_reps=n_reps, seed=seed, rtol=float(center_rtol),
                               polish=bool(center_polish), **search)
         K, k_max, directions = cs.K, cs.max_k, cs.directions
-    with single_thread(on_cpu):
-        deviations = _deviations(X, origin, directions, labels, dtype)
+    with single_thread(on_cpu), single_thread_blas(on_cpu):
+        deviations = _deviations(X, means, directions, labels)
     res = _anchor_analysis(deviations, float(kappa), int(n_t), int(seed), definition, solver)
     attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "center_correlation_mode":
              center_correlation, "definition": definition, "solver": solver, "n_reps": int(n_reps),
@@ -522,35 +520,3 @@ def capacity(
     ds["center_correlation"] = ((), float(correlation))
     ds["K"] = ((), int(K))
     return ds
-
-
-def _deviations(X: list[torch.Tensor], origin: torch.Tensor, directions: torch.Tensor | None, labels: Any,
-                dtype: torch.dtype) -> list[torch.Tensor]:
-    """Each manifold relative to the global mean, minus the center directions, re-centered on its own center
-    and divided by the center's norm.
-
-    A manifold with fewer points than features (``m < N``) comes back as ``(m, m)`` coordinates with the same
-    Gram matrix (eigenvectors scaled by root eigenvalues): everything downstream depends on the points only
-    through that Gram matrix (see :func:`_principal_coordinates`), and keeping ``(m, N)`` copies of every
-    manifold would take as much fresh memory as the input (1.6 GB at P=1000, m=100, N=2000; first-touch page
-    faults made that step 5 s of a 40 s call)."""
-    deviations = []
-    for i, m in enumerate(X):
-        xr_ = m - origin
-        if directions is not None:
-            xr_ = xr_ - (xr_ @ directions) @ directions.T
-        c = xr_.mean(0)
-        norm = torch.linalg.vector_norm(c)
-        scale = torch.linalg.vector_norm(xr_, dim=1).max()
-        if not bool(norm > 1e-12 * scale.clamp_min(torch.finfo(dtype).tiny)):
-            raise ValueError(
-                f"manifold {labels[i]!r}: its center coincides with the global mean"
-                + (" after removing the center correlations" if directions is not None else "")
-                + "; the capacity is undefined"
-            )
-        dev = xr_.sub_(c).div_(norm)
-        if dev.shape[0] < dev.shape[1]:
-            evals, evecs = torch.linalg.eigh(dev @ dev.T)
-            dev = evecs * torch.sqrt(evals.clamp_min(0.0))[None, :]
-        deviations.append(dev)
-    return deviations

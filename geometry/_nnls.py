@@ -94,6 +94,7 @@ class GramOperator:
         assert ref is not None
         self.dtype, self.device = ref.dtype, ref.device
         self.P, self.m = ref.shape[0], ref.shape[-1]
+        self._padded: torch.Tensor | None = None
 
     @property
     def factored(self) -> bool:
@@ -135,12 +136,18 @@ class GramOperator:
         return out
 
     def block(self, man: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Gathered blocks ``G[man_i][order_i][:, order_i]``, ``(B, k, k)``."""
+        """Gathered blocks ``G[man_i][order_i][:, order_i]``, ``(B, k, k)``; an index ``m`` (padding) stands for a
+        row and column of the identity."""
+        if self._padded is None:  # one more point, of zero coordinates
+            self._padded = torch.nn.functional.pad(self.G if self.G is not None else self.S,
+                                                   (0, 1, 0, 1) if self.G is not None else (0, 1))
         if self.G is not None:
-            return self.G[man[:, None, None], order[:, :, None], order[:, None, :]]
-        assert self.S is not None
-        cols = self.S.transpose(1, 2)[man[:, None], order]  # (B, k, d)
-        return cols @ cols.transpose(1, 2)
+            Gp = self._padded[man[:, None, None], order[:, :, None], order[:, None, :]]
+        else:
+            cols = self._padded.transpose(1, 2)[man[:, None], order]  # (B, k, d)
+            Gp = cols @ cols.transpose(1, 2)
+        Gp.diagonal(dim1=-2, dim2=-1).add_((order == self.m).to(Gp.dtype))
+        return Gp
 
 
 def _fista_warm_start(op: GramOperator, b: torch.Tensor, valid: torch.Tensor, n_iter: int,
@@ -195,25 +202,21 @@ def _solve_passive(op: GramOperator, man: torch.Tensor, passive: torch.Tensor, b
     z = torch.zeros_like(b)
     ok = torch.ones(B, dtype=torch.bool, device=device)
     k = passive.sum(-1)
-    bounds = [0, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    # Size classes: each pads to its largest passive set (a Cholesky costs ~k^3, so classes are narrow).
+    bounds = [0, 2, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256]
     bounds = [x for x in bounds if x < m] + [m]
-    zero = torch.zeros((), dtype=dtype, device=device)
+    b_pad = torch.nn.functional.pad(b, (0, 1))  # index m: a padding variable, right-hand side 0
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         rows = ((k > lo) & (k <= hi)).nonzero().squeeze(-1)
         if rows.numel() == 0:
             continue
         kr = k[rows]
         kmax = int(kr.max())
-        pr = passive[rows]
-        order = torch.argsort((~pr).to(torch.int8), dim=-1, stable=True)[:, :kmax]
+        order = torch.argsort((~passive[rows]).to(torch.int8), dim=-1, stable=True)[:, :kmax]
         used = torch.arange(kmax, device=device)[None, :] < kr[:, None]
-        Gp = op.block(man[rows], order)
-        eye = torch.eye(kmax, dtype=dtype, device=device)
-        Gp = torch.where(used[:, :, None] & used[:, None, :], Gp, eye)
-        bp = torch.where(used, torch.gather(b[rows], 1, order), zero)
-        zp, okr = _cholesky_solve_gathered(Gp, bp)
-        zp = torch.where(used, zp, zero)
-        z[rows] = torch.zeros((rows.numel(), m), dtype=dtype, device=device).scatter_(1, order, zp)
+        order = torch.where(used, order, m)  # padding: identity rows/columns of op.block, zero right-hand side
+        zp, okr = _cholesky_solve_gathered(op.block(man[rows], order), torch.gather(b_pad[rows], 1, order))
+        z[rows] = torch.zeros((rows.numel(), m + 1), dtype=dtype, device=device).scatter_(1, order, zp)[:, :m]
         ok[rows] = okr
     return z * passive, ok
 
