@@ -39,7 +39,7 @@ import torch
 
 import geometry
 from geometry import _mftma
-from geometry._nnls import nnls_reference, qp_reference
+from geometry._nnls_reference import nnls_reference, qp_reference
 
 
 def make_manifolds(P: int, m: int, N: int, seed: int = 0) -> list[np.ndarray]:

@@ -4,6 +4,7 @@ center, its center directions removed and scaled by its center norm (the referen
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -42,11 +43,18 @@ def _residual_gram(x: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor
     K = 0 if directions is None else directions.shape[1]
     if x.device.type == "cpu":
         xn = x.numpy()
-        A = np.empty((m + K, N), dtype=xn.dtype)
-        np.subtract(xn, mean.numpy(), out=A[:m])
-        if K:
-            A[m:] = directions.numpy().T
-        G = torch.from_numpy(A @ A.T)
+        if xn.flags.f_contiguous:  # e.g. a transposed (features, points) array: A^T in the points' own layout
+            At = np.empty((N, m + K), dtype=xn.dtype)
+            np.subtract(xn.T, mean.numpy()[:, None], out=At[:, :m])
+            if K:
+                At[:, m:] = directions.numpy()
+            G = torch.from_numpy(At.T @ At)
+        else:
+            A = np.empty((m + K, N), dtype=xn.dtype)
+            np.subtract(xn, mean.numpy(), out=A[:m])
+            if K:
+                A[m:] = directions.numpy().T
+            G = torch.from_numpy(A @ A.T)
     else:
         A = x - mean if directions is None else torch.cat([x - mean, directions.T])
         G = A @ A.T
@@ -56,17 +64,18 @@ def _residual_gram(x: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor
     return G[:m, :m] - ZW @ ZW.T
 
 
-def _deviations(X: list[torch.Tensor], means: torch.Tensor, directions: torch.Tensor | None, labels: Any
-                ) -> list[torch.Tensor]:
+def _deviations(X: list[torch.Tensor], means: torch.Tensor, directions: torch.Tensor | None, labels: Any,
+                workers: int = 1) -> list[torch.Tensor]:
     """Each manifold minus its own center, minus the center directions, divided by its center's norm.
 
     The center is measured from the global mean of all points, after removing the center directions. A
     manifold with fewer points than features (``m < N``) comes back as ``(m, m)`` coordinates with the same
     Gram matrix (eigenvectors scaled by root eigenvalues): everything downstream depends on the points only
-    through that Gram matrix (see ``_anchors._principal_coordinates``), and keeping ``(m, N)`` copies of every
+    through that Gram matrix (see ``_anchor_stats._principal_coordinates``), and keeping ``(m, N)`` copies of every
     manifold would take as much fresh memory as the input (1.6 GB at P=1000, m=100, N=2000). A center at most
     ``1e-12`` times the largest distance of a point from the global mean (bounded here by the manifold's
-    spread plus its center norm) is an error.
+    spread plus its center norm) is an error. ``workers`` Python threads share the manifolds (numpy and torch
+    release the interpreter lock in these kernels); the result does not depend on them.
     """
     sizes = torch.tensor([x.shape[0] for x in X], dtype=means.dtype, device=means.device)
     origin = (sizes @ means) / sizes.sum()
@@ -74,8 +83,9 @@ def _deviations(X: list[torch.Tensor], means: torch.Tensor, directions: torch.Te
     if directions is not None:
         offsets = offsets - (offsets @ directions) @ directions.T
     norms = torch.linalg.vector_norm(offsets, dim=1)
-    deviations = []
-    for i, x in enumerate(X):
+
+    def deviation(i: int) -> torch.Tensor:
+        x, norm = X[i], norms[i]
         m, N = x.shape
         if m < N:
             G = _residual_gram(x, means[i], directions)
@@ -85,16 +95,18 @@ def _deviations(X: list[torch.Tensor], means: torch.Tensor, directions: torch.Te
             if directions is not None:
                 z = z - (z @ directions) @ directions.T
             spread = torch.linalg.vector_norm(z, dim=1).max()
-        norm = norms[i]
         if not bool(norm > 1e-12 * (spread + norm).clamp_min(torch.finfo(x.dtype).tiny)):
             raise ValueError(
                 f"manifold {labels[i]!r}: its center coincides with the global mean"
                 + (" after removing the center correlations" if directions is not None else "")
                 + "; the capacity is undefined"
             )
-        if m < N:
-            evals, evecs = torch.linalg.eigh(G / (norm * norm))
-            deviations.append(evecs * torch.sqrt(evals.clamp_min(0.0))[None, :])
-        else:
-            deviations.append(z / norm)
-    return deviations
+        if m >= N:
+            return z / norm
+        evals, evecs = torch.linalg.eigh(G / (norm * norm))
+        return evecs * torch.sqrt(evals.clamp_min(0.0))[None, :]
+
+    if workers > 1 and len(X) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(deviation, range(len(X))))
+    return [deviation(i) for i in range(len(X))]

@@ -11,6 +11,7 @@ The cost of directions ``V`` (``rank x K``, orthonormal columns) is ``1/2 sum_{m
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -313,7 +314,7 @@ def _manopt_batches(n: int, P: int) -> list[slice]:
     """``n`` starts of a problem with ``P`` centers in lockstep batches of near-equal size (see ``_BATCH_ELEMENTS``)."""
     count = -(-n // max(1, _BATCH_ELEMENTS // (P * P)))
     bounds = np.linspace(0, n, count + 1).round().astype(int)
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [slice(lo, hi) for lo, hi in pairwise(bounds.tolist())]
 
 
 def _stiefel_cg_manopt_batch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int = 1000,
@@ -328,7 +329,7 @@ def _stiefel_cg_manopt_batch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, 
     differences grow (the directions differ by up to ~1e-2 after 1000 iterations at K = 5-10, as between any
     two implementations, the reference's autograd one included).
     """
-    kw = dict(max_iter=max_iter, gtol=gtol, min_step=min_step)
+    kw = {"max_iter": max_iter, "gtol": gtol, "min_step": min_step}
     if V.device.type != "cpu":
         return _manopt_cg(V, _TorchOps(X, C), **kw)
     out = _manopt_cg(V.detach().numpy(), _NumpyOps(X.detach().numpy(), C.detach().numpy()), **kw)

@@ -14,7 +14,8 @@ from scipy.stats import special_ortho_group
 import data
 import geometry
 from geometry import _mftma
-from geometry._nnls import GramOperator, nnls_batched, nnls_reference
+from geometry._nnls import GramOperator, nnls_batched
+from geometry._nnls_reference import nnls_reference
 
 N_SIGMA = 4.0  # tolerance in standard errors of the Monte-Carlo estimate (two-sided p ~ 6e-5 per check)
 
