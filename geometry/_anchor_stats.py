@@ -4,6 +4,7 @@ and Gaussian samples, the chunks of manifolds solved together, per-manifold summ
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def _chunks(points: list[torch.Tensor], n_t: int, workers: int) -> list[list[int
         n_chunks = -(-count // per)
         n_chunks = min(count, -(-n_chunks // workers) * workers)
         bounds = np.linspace(start, run, n_chunks + 1).round().astype(int)
-        chunks.extend(order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+        chunks.extend(order[lo:hi] for lo, hi in pairwise(bounds))
         start = run
     return chunks
 

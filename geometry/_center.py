@@ -30,7 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._stiefel import _manopt_batches, _qf, _stiefel_cg, _stiefel_cg_manopt_batch
+from ._stiefel import (
+    _manopt_batches,
+    _qf,
+    _stack_starts,
+    _stiefel_cg,
+    _stiefel_cg_manopt_batch,
+)
 from ._threads import single_thread, single_thread_blas
 
 __all__: list[str] = []
@@ -191,7 +197,7 @@ def _center_structure(
 
         def solve_all(starts: list[torch.Tensor]) -> list[torch.Tensor]:
             # Lockstep batches of starts (one for small P; each start's result does not depend on its batch).
-            batches = [torch.stack(starts[b]) for b in _manopt_batches(len(starts), P)]
+            batches = [_stack_starts(starts[b]) for b in _manopt_batches(len(starts), P)]
             solved = pool.map(solve_batch, batches) if pool is not None else map(solve_batch, batches)
             return [V for batch in solved for V in batch]
     else:

@@ -37,7 +37,7 @@ from ._inputs import (
 )
 from ._nnls import GramOperator, nnls_batched
 from ._nnls_reference import nnls_reference, qp_reference
-from ._threads import single_thread, single_thread_blas
+from ._threads import single_thread
 
 #: Center-correlation searches of :func:`capacity`.
 CENTER_SEARCHES = ("reference", "fast")
@@ -371,7 +371,7 @@ def capacity(
     # P=100, N=5000). The centers are those of the data scaled to a largest absolute value in [0.5, 1).
     on_cpu = dev.type == "cpu"
     with single_thread(on_cpu):
-        X, means, centers = _manifold_means(manifolds, dtype, dev)
+        X, centers = _manifold_means(manifolds, dtype, dev)
         correlation = mean_abs_correlation(centers - centers.mean(0, keepdim=True))
     K, k_max, directions = 0, 0, None
     if center_correlation == "remove":
@@ -380,9 +380,9 @@ def capacity(
         cs = center_structure(centers, max_k=max_k, n_reps=n_reps, seed=seed, rtol=float(center_rtol),
                               polish=bool(center_polish), **search)
         K, k_max, directions = cs.K, cs.max_k, cs.directions
-    workers = torch.get_num_threads() if on_cpu else 1  # Python threads, each on one torch and BLAS thread
-    with single_thread(on_cpu), single_thread_blas(on_cpu):
-        deviations = _deviations(X, means, directions, labels, workers=workers)
+    workers = torch.get_num_threads() if on_cpu else 1  # Python threads, each on one torch thread
+    with single_thread(on_cpu):
+        deviations = _deviations(X, directions, labels, workers=workers)
     res = _anchor_analysis(deviations, float(kappa), int(n_t), int(seed), definition, solver)
     attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "center_correlation_mode":
              center_correlation, "definition": definition, "solver": solver, "n_reps": int(n_reps),

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -207,7 +208,7 @@ def _solve_passive(op: GramOperator, man: torch.Tensor, passive: torch.Tensor, b
     bounds = [0, 2, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256]
     bounds = [x for x in bounds if x < m] + [m]
     b_pad = torch.nn.functional.pad(b, (0, 1))  # index m: a padding variable, right-hand side 0
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in pairwise(bounds):
         rows = ((k > lo) & (k <= hi)).nonzero().squeeze(-1)
         if rows.numel() == 0:
             continue

@@ -317,6 +317,17 @@ def _manopt_batches(n: int, P: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in pairwise(bounds.tolist())]
 
 
+def _stack_starts(starts: list[torch.Tensor]) -> torch.Tensor:
+    """Starts ``(rank, K)`` stacked into ``(B, rank, K)``, each keeping its memory layout.
+
+    The first iteration's matrix products read the start as it is laid out (``_qf`` gives column-major
+    matrices), and BLAS rounds a product of a column-major operand differently from a row-major copy of it.
+    """
+    if all(V.mT.is_contiguous() for V in starts):
+        return torch.stack([V.mT for V in starts]).mT
+    return torch.stack(starts)
+
+
 def _stiefel_cg_manopt_batch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int = 1000,
                              gtol: float = 1e-6, min_step: float = 1e-10) -> torch.Tensor:
     """The reference's optimizer (:func:`_manopt_cg`) for a stack of starts ``V`` ``(B, rank, K)`` in lockstep.
