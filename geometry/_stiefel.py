@@ -127,6 +127,15 @@ class _NumpyOps:
     def swap(a: np.ndarray) -> np.ndarray:
         return a.swapaxes(-1, -2)
 
+    sub = staticmethod(np.subtract)
+
+    @staticmethod
+    def outer(c: np.ndarray) -> np.ndarray:
+        """``c c^T`` per matrix: numpy's ``syrk``, or for one column the products themselves (the same numbers)."""
+        if c.shape[-1] == 1:
+            return c * c.swapaxes(-1, -2)
+        return c @ c.swapaxes(-1, -2)
+
     def diag_floor(self, a: np.ndarray) -> np.ndarray:
         return np.maximum(np.diagonal(a, axis1=-2, axis2=-1), self.tiny)
 
@@ -175,6 +184,12 @@ class _TorchOps(_NumpyOps):
     def swap(a: torch.Tensor) -> torch.Tensor:
         return a.mT
 
+    sub = staticmethod(torch.sub)
+
+    @staticmethod
+    def outer(c: torch.Tensor) -> torch.Tensor:
+        return c @ c.mT
+
     def diag_floor(self, a: torch.Tensor) -> torch.Tensor:
         return torch.diagonal(a, dim1=-2, dim2=-1).clamp_min(self.tiny)
 
@@ -203,7 +218,8 @@ class _TorchOps(_NumpyOps):
 def _batch_cost(ops: _NumpyOps, V: Any) -> tuple[np.ndarray, tuple]:
     """Costs of a stack ``V`` ``(B, rank, K)`` (host array ``(B,)``) and what their gradients need."""
     c = ops.X @ V
-    Gr = ops.C - c @ ops.swap(c)
+    Gr = ops.outer(c)
+    Gr = ops.sub(ops.C, Gr, out=Gr)  # C - c c^T, in place
     u = 1.0 / ops.diag_floor(Gr)
     q = ((Gr * Gr) @ u[..., None])[..., 0]  # q_m = sum_n Gr_mn^2 / c0_n
     return ops.host(0.5 * (u[..., None, :] @ q[..., None])[..., 0, 0]), (c, Gr, u, q)
@@ -296,9 +312,8 @@ def _manopt_cg(V: Any, ops: _NumpyOps, *, max_iter: int, gtol: float, min_step: 
         d = _batch_rgrad(ops, V_new, d)
         diff = g_new - _batch_rgrad(ops, V_new, g)  # transport of g: projection onto the new tangent space
         denom = _batch_dot(ops, diff, d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = _batch_dot(ops, g_new, diff) / denom
-        beta = np.where((denom != 0) & (ratio > 0.0), ratio, 0.0)
+        ratio = np.divide(_batch_dot(ops, g_new, diff), denom, out=np.zeros_like(denom), where=denom != 0)
+        beta = np.where(ratio > 0.0, ratio, 0.0)
         d = -g_new + ops.col(beta) * d
         V, f, state, g, gg = V_new, f_new, state_new, g_new, gg_new
         it += 1
@@ -355,5 +370,5 @@ def _stiefel_cg_manopt(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_it
 
 def _stiefel_cg_manopt_torch(V: torch.Tensor, X: torch.Tensor, C: torch.Tensor, max_iter: int = 1000,
                              gtol: float = 1e-6, min_step: float = 1e-10) -> torch.Tensor:
-    """The reference's optimizer from one start, in torch on any device (numpy's check on CPU)."""
+    """The reference's optimizer from one start in torch, on any device (on CPU: the check of the numpy path)."""
     return _manopt_cg(V[None], _TorchOps(X, C), max_iter=max_iter, gtol=gtol, min_step=min_step)[0]
