@@ -43,7 +43,7 @@ def _deviations(X: list[torch.Tensor], directions: torch.Tensor | None, labels: 
     through that Gram matrix (see ``_anchor_stats._principal_coordinates``), and keeping ``(m, N)`` copies of
     every manifold would take as much fresh memory as the input (1.6 GB at P=1000, m=100, N=2000; first-touch
     page faults made that step 5 s of a 40 s call). ``workers`` Python threads share the manifolds (torch
-    releases the interpreter lock in its kernels); each manifold's result does not depend on them.
+    releases the interpreter lock in its kernels), each on one torch thread: the result does not depend on them.
     """
     origin = sum(m.sum(0) for m in X) / sum(int(m.shape[0]) for m in X)
 
@@ -53,8 +53,11 @@ def _deviations(X: list[torch.Tensor], directions: torch.Tensor | None, labels: 
             xr_ = xr_ - (xr_ @ directions) @ directions.T
         c = xr_.mean(0)
         norm = torch.linalg.vector_norm(c)
-        scale = torch.linalg.vector_norm(xr_, dim=1).max()
-        if not bool(norm > 1e-12 * scale.clamp_min(torch.finfo(xr_.dtype).tiny)):
+        tiny = torch.finfo(xr_.dtype).tiny
+        # The center must exceed 1e-12 times the largest point norm; the norm of all points bounds that norm from
+        # above and is one fast pass (row norms of a column-major manifold are a slow strided reduction).
+        if not bool(norm > 1e-12 * torch.linalg.vector_norm(xr_).clamp_min(tiny)) and not bool(
+                norm > 1e-12 * torch.linalg.vector_norm(xr_, dim=1).max().clamp_min(tiny)):
             raise ValueError(
                 f"manifold {labels[i]!r}: its center coincides with the global mean"
                 + (" after removing the center correlations" if directions is not None else "")
@@ -67,6 +70,8 @@ def _deviations(X: list[torch.Tensor], directions: torch.Tensor | None, labels: 
         return dev
 
     if workers > 1 and len(X) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # A new thread starts with the default OpenMP thread count: set one thread there too, or torch would split
+        # reductions (and so round) differently from the serial computation.
+        with ThreadPoolExecutor(max_workers=workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
             return list(pool.map(deviation, range(len(X))))
     return [deviation(i) for i in range(len(X))]
