@@ -137,8 +137,9 @@ def _center_structure(
         ``_stiefel._stiefel_cg``, gradient tolerance 1e-10) before returning them. A step the reference does not
         take; it can move the directions far from the selected start (see :func:`geometry.capacity`).
     workers
-        Python threads running the starts of one ``K`` concurrently (the result does not depend on it: the
-        starts are drawn in the same order and compared in that order).
+        Python threads running the starts of one ``K`` concurrently (the reference optimizer: its lockstep
+        batches of starts, one batch while ``n_reps * P^2 <= 2^20``). The result does not depend on it: the
+        starts are drawn in the same order and compared in that order.
     rtol
         A ``K`` improves on ``K - 1`` when it lowers the mean absolute residual correlation by more than this
         fraction; the search stops after three ``K`` in a row that do not, and keeps the best ``K`` before
