@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 import data
-from data._checks import check_choice, check_float, check_int, check_seed
+from data._checks import (
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_nbytes,
+    check_seed,
+)
 
 __all__ = ["validate_manifolds", "validate_settings"]
 
@@ -174,6 +182,12 @@ def validate_settings(
     check_choice("solver", solver, ("fast", "reference", "qp"), none=True)
 
 
+def _scale_exponent(manifolds: list[np.ndarray]) -> int:
+    """The exponent ``e`` of the largest absolute value of the manifolds (``2^(e-1) <= peak < 2^e``; 0 for zeros)."""
+    peak = max(max(float(m.max()), -float(m.min())) for m in manifolds)
+    return int(np.frexp(peak)[1]) if peak > 0.0 else 0
+
+
 def _scaled(manifolds: list[np.ndarray]) -> list[np.ndarray]:
     """The manifolds divided by one power of two that brings their largest absolute value into [0.5, 1).
 
@@ -182,10 +196,38 @@ def _scaled(manifolds: list[np.ndarray]) -> list[np.ndarray]:
     data already near unit scale gives bit-identical results, and data that differ by a power-of-two factor
     give identical ones. All-zero data are returned unchanged.
     """
-    peak = max(float(np.abs(m).max()) for m in manifolds)
-    if peak == 0.0:
-        return manifolds
-    _, exponent = np.frexp(peak)
+    exponent = _scale_exponent(manifolds)
     if exponent == 0:
         return manifolds
-    return [np.ldexp(m, -int(exponent)) for m in manifolds]
+    return [np.ldexp(m, -exponent) for m in manifolds]
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    dev = check_device("device", device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available")
+    return dev
+
+
+def _check_required(**settings: Any) -> None:
+    """``validate_settings`` skips settings given as None; here they are required."""
+    for name, value in settings.items():
+        if value is None:
+            raise TypeError(f"{name} must be a string, got None")
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
+def _check_memory(n_t: int, sizes: list[int], dims: list[int], dtype: torch.dtype) -> None:
+    """Refuse an ``n_t`` whose per-manifold solver arrays (about a dozen ``(n_t, m + D + 1)`` arrays for the
+    largest manifold, which the chunking cannot split) would not fit in memory."""
+    width = max(m + d + 1 for m, d in zip(sizes, dims))
+    itemsize = torch.finfo(dtype).bits // 8
+    check_nbytes("n_t", n_t, 12 * max(itemsize, 8) * n_t * width,
+                 what=f"{n_t} Gaussian samples per manifold for manifolds of up to {max(sizes)} points")

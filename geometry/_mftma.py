@@ -16,11 +16,27 @@ import numpy as np
 import torch
 import xarray as xr
 
-from data._checks import check_array, check_device, check_float, check_int, check_nbytes
+from data._checks import check_array, check_float, check_int
 
+from ._anchor_stats import (
+    _chunks,
+    _dataset,
+    _principal_coordinates,
+    _samples,
+    _summaries,
+)
 from ._center import center_structure, mean_abs_correlation
-from ._inputs import _scaled, validate_manifolds, validate_settings
-from ._nnls import GramOperator, nnls_batched, nnls_reference, qp_reference
+from ._centering import _deviations, _manifold_means
+from ._inputs import (
+    _check_dtype,
+    _check_memory,
+    _check_required,
+    _resolve_device,
+    validate_manifolds,
+    validate_settings,
+)
+from ._nnls import GramOperator, nnls_batched
+from ._nnls_reference import nnls_reference, qp_reference
 from ._threads import single_thread
 
 #: Center-correlation searches of :func:`capacity`.
@@ -30,112 +46,10 @@ __all__ = ["capacity", "manifold_geometry"]
 
 # The reference treats a sample as interior (V = T) when ||V - T|| < 1e-8, i.e. F < 1e-16.
 _INTERIOR_F = 1e-16
-# Elements (manifolds x samples x points) handled per batched solve; bounds memory.
-_CHUNK_ELEMENTS = 4_000_000
 #: Most random starts per K of the center-correlation search that :func:`capacity` accepts.
 MAX_REPS = 1000
 #: Largest absolute coordinate :func:`manifold_geometry` accepts: squared norms of larger values overflow float64.
 MAX_POINT_VALUE = 1e150
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    dev = check_device("device", device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but CUDA is not available")
-    return dev
-
-
-def _check_required(**settings: Any) -> None:
-    """``validate_settings`` skips settings given as None; here they are required."""
-    for name, value in settings.items():
-        if value is None:
-            raise TypeError(f"{name} must be a string, got None")
-
-
-def _check_dtype(dtype: Any) -> torch.dtype:
-    if dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    return dtype
-
-
-def _check_memory(n_t: int, sizes: list[int], dims: list[int], dtype: torch.dtype) -> None:
-    """Refuse an ``n_t`` whose per-manifold solver arrays (about a dozen ``(n_t, m + D + 1)`` arrays for the
-    largest manifold, which the chunking cannot split) would not fit in memory."""
-    width = max(m + d + 1 for m, d in zip(sizes, dims))
-    itemsize = torch.finfo(dtype).bits // 8
-    check_nbytes("n_t", n_t, 12 * max(itemsize, 8) * n_t * width,
-                 what=f"{n_t} Gaussian samples per manifold for manifolds of up to {max(sizes)} points")
-
-
-def _samples(seed: int, index: int, n_t: int, dim: int) -> np.ndarray:
-    """Gaussian samples ``T`` of manifold ``index``: ``(n_t, dim + 1)``, last column the center coordinate."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    return rng.standard_normal((n_t, dim + 1))
-
-
-def _principal_coordinates(points: list[torch.Tensor], m: int, D: int) -> torch.Tensor:
-    """Coordinates of each manifold's points in the principal basis of their span.
-
-    ``points[j]`` ``(m_j, A)``; returns ``C`` ``(P, m, D)`` (zero-padded), ``C_j C_j^T = X_j X_j^T`` up to
-    rounding, with ``min(m_j, A)`` columns in decreasing variance order, each column's sign fixed so that the
-    sum of cubed coordinates is positive (ties: the sign of the largest-magnitude coordinate). The basis depends
-    only on the points' Gram matrix, so rotations of the ambient space and permutations of the points leave the
-    coordinates (and thus the Gaussian samples drawn in them) unchanged.
-    """
-    P = len(points)
-    ref = points[0]
-    C = torch.zeros((P, m, D), dtype=ref.dtype, device=ref.device)
-    # Group manifolds of the same shape so that each group is one batched eigendecomposition.
-    groups: dict[tuple[int, int], list[int]] = {}
-    for j, p in enumerate(points):
-        groups.setdefault(tuple(p.shape), []).append(j)
-    for (mj, A), js in groups.items():
-        # Gram matrices one manifold at a time (no stacked copy of the (m, A) point arrays).
-        if A >= mj:  # span of at most mj dims: eigenvectors of the point Gram matrix
-            gram = torch.stack([points[j] @ points[j].T for j in js])
-            evals, evecs = torch.linalg.eigh(gram)
-            evals, evecs = evals.flip(-1), evecs.flip(-1)
-            Cg = evecs * torch.sqrt(evals.clamp_min(0.0))[:, None, :]
-        else:  # fewer features than points: project on the eigenvectors of the feature Gram matrix
-            evals, evecs = torch.linalg.eigh(torch.stack([points[j].T @ points[j] for j in js]))
-            Cg = torch.stack([points[j] @ evecs[g].flip(-1) for g, j in enumerate(js)])
-        skew = (Cg ** 3).sum(1)
-        scale = (Cg.abs() ** 3).sum(1)
-        big = torch.gather(Cg, 1, Cg.abs().argmax(1, keepdim=True)).squeeze(1)
-        sign = torch.where(skew.abs() > 1e-9 * scale, torch.sign(skew), torch.sign(big))
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-        Cg = Cg * sign[:, None, :]
-        idx = torch.as_tensor(js, device=ref.device)
-        C[idx, :mj, : Cg.shape[-1]] = Cg
-    return C
-
-
-def _summaries(F: torch.Tensor, s: torch.Tensor, z: torch.Tensor, dims: torch.Tensor, definition: str
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Capacity, radius and dimension per manifold from the per-sample values.
-
-    ``F`` ``(P, n)``, anchor points ``s`` and samples ``z`` ``(P, n, D)`` (zero-padded), ``dims`` ``(P,)``.
-    """
-    mean_F = F.mean(-1)
-    alpha = torch.where(mean_F > 0, 1.0 / mean_F, torch.full_like(mean_F, torch.inf))
-    s_sq = (s * s).sum(-1)
-    z_norm = torch.linalg.vector_norm(z, dim=-1)
-    zs = (z * s).sum(-1)
-    if definition == "reference":
-        # R_M: spread of the anchor points around their mean over samples (PRX 2018 eq. 28 as coded in the
-        # reference); D_M: D times the SQUARED MEAN cosine between t and the anchor point (reference code).
-        s_mean = s.mean(1, keepdim=True)
-        radius = torch.sqrt(((s - s_mean) ** 2).sum(-1).mean(-1))
-        cos = zs / (z_norm.clamp_min(torch.finfo(z.dtype).tiny) * torch.sqrt(s_sq + 1e-12))
-        dimension = dims.to(F.dtype) * cos.mean(-1) ** 2
-    else:
-        # Theory: R_M^2 = <|s|^2>, D_M = <(t . s_hat)^2> over the samples.
-        radius = torch.sqrt(s_sq.mean(-1))
-        proj_sq = torch.where(s_sq > 0, zs * zs / s_sq.clamp_min(torch.finfo(z.dtype).tiny), torch.zeros_like(zs))
-        dimension = proj_sq.mean(-1)
-    return alpha, radius, dimension
 
 
 def _analyse_chunk(points: list[torch.Tensor], indices: list[int], kappa: float, n_t: int, seed: int,
@@ -196,27 +110,6 @@ def _analyse_chunk(points: list[torch.Tensor], indices: list[int], kappa: float,
     return {"alpha": alpha, "radius": radius, "dimension": dimension, "dims": dims}
 
 
-def _chunks(points: list[torch.Tensor], n_t: int, workers: int) -> list[list[int]]:
-    """Manifold indices in chunks of equal point count, each at most ``_CHUNK_ELEMENTS`` solver elements; a run
-    of equal-size manifolds is cut into a multiple of ``workers`` chunks of near-equal length."""
-    order = sorted(range(len(points)), key=lambda i: (points[i].shape[0], i))
-    chunks: list[list[int]] = []
-    start = 0
-    while start < len(order):
-        m = points[order[start]].shape[0]
-        run = start
-        while run < len(order) and points[order[run]].shape[0] == m:
-            run += 1
-        count = run - start
-        per = max(1, _CHUNK_ELEMENTS // (n_t * m))
-        n_chunks = -(-count // per)
-        n_chunks = min(count, -(-n_chunks // workers) * workers)
-        bounds = np.linspace(start, run, n_chunks + 1).round().astype(int)
-        chunks.extend(order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
-        start = run
-    return chunks
-
-
 def _anchor_analysis(points: list[torch.Tensor], kappa: float, n_t: int, seed: int, definition: str,
                      solver: str, warm_iter: int = 30, workers: int | None = None) -> dict[str, np.ndarray]:
     """Run the per-manifold analysis in chunks of similar size; returns numpy arrays in input order.
@@ -244,26 +137,6 @@ def _anchor_analysis(points: list[torch.Tensor], kappa: float, n_t: int, seed: i
         results = [run(chunk) for chunk in chunks]
     inv = np.argsort(np.asarray([i for chunk in chunks for i in chunk]))
     return {key: np.concatenate([r[key] for r in results])[inv] for key in ("alpha", "radius", "dimension", "dims")}
-
-
-def _dataset(res: dict[str, np.ndarray], labels: np.ndarray, n_points: list[int], attrs: dict[str, Any]
-             ) -> xr.Dataset:
-    alpha = res["alpha"]
-    with np.errstate(divide="ignore"):
-        harmonic = 1.0 / np.mean(1.0 / alpha)
-    return xr.Dataset(
-        {
-            "manifold_capacity": ("manifold", alpha),
-            "manifold_radius": ("manifold", res["radius"]),
-            "manifold_dimension": ("manifold", res["dimension"]),
-            "n_points": ("manifold", np.asarray(n_points, dtype=np.int64)),
-            "capacity": ((), float(harmonic)),
-            "radius": ((), float(np.mean(res["radius"]))),
-            "dimension": ((), float(np.mean(res["dimension"]))),
-        },
-        coords={"manifold": labels},
-        attrs=attrs,
-    )
 
 
 def manifold_geometry(
@@ -486,7 +359,6 @@ def capacity(
         raise TypeError(f"center_polish must be a bool, got {type(center_polish).__name__}")
     dtype = _check_dtype(dtype)
     _check_memory(int(n_t), [m.shape[0] for m in manifolds], [min(m.shape) for m in manifolds], dtype)
-    manifolds = _scaled(manifolds)
     P = len(manifolds)
     if center_correlation == "remove" and P < 3:
         raise ValueError(
@@ -495,13 +367,11 @@ def capacity(
         )
     dev = _resolve_device(device)
     # Per-manifold centering and projection: a few hundred kernels on (m_i, N) arrays, run on one torch thread
-    # (with 2 OpenMP threads on a loaded 2-core machine these took 15 s instead of 0.2 s at P=100, N=5000).
+    # and one BLAS thread (with 2 OpenMP threads on a loaded 2-core machine these took 15 s instead of 0.2 s at
+    # P=100, N=5000). The centers are those of the data scaled to a largest absolute value in [0.5, 1).
     on_cpu = dev.type == "cpu"
     with single_thread(on_cpu):
-        X = [torch.as_tensor(m, dtype=dtype, device=dev) for m in manifolds]
-        total = sum(int(m.shape[0]) for m in X)
-        origin = sum(m.sum(0) for m in X) / total
-        centers = torch.stack([m.mean(0) for m in X])
+        X, centers = _manifold_means(manifolds, dtype, dev)
         correlation = mean_abs_correlation(centers - centers.mean(0, keepdim=True))
     K, k_max, directions = 0, 0, None
     if center_correlation == "remove":
@@ -510,8 +380,9 @@ def capacity(
         cs = center_structure(centers, max_k=max_k, n_reps=n_reps, seed=seed, rtol=float(center_rtol),
                               polish=bool(center_polish), **search)
         K, k_max, directions = cs.K, cs.max_k, cs.directions
+    workers = torch.get_num_threads() if on_cpu else 1  # Python threads, each on one torch thread
     with single_thread(on_cpu):
-        deviations = _deviations(X, origin, directions, labels, dtype)
+        deviations = _deviations(X, directions, labels, workers=workers)
     res = _anchor_analysis(deviations, float(kappa), int(n_t), int(seed), definition, solver)
     attrs = {"kappa": float(kappa), "n_t": int(n_t), "seed": int(seed), "center_correlation_mode":
              center_correlation, "definition": definition, "solver": solver, "n_reps": int(n_reps),
@@ -522,35 +393,3 @@ def capacity(
     ds["center_correlation"] = ((), float(correlation))
     ds["K"] = ((), int(K))
     return ds
-
-
-def _deviations(X: list[torch.Tensor], origin: torch.Tensor, directions: torch.Tensor | None, labels: Any,
-                dtype: torch.dtype) -> list[torch.Tensor]:
-    """Each manifold relative to the global mean, minus the center directions, re-centered on its own center
-    and divided by the center's norm.
-
-    A manifold with fewer points than features (``m < N``) comes back as ``(m, m)`` coordinates with the same
-    Gram matrix (eigenvectors scaled by root eigenvalues): everything downstream depends on the points only
-    through that Gram matrix (see :func:`_principal_coordinates`), and keeping ``(m, N)`` copies of every
-    manifold would take as much fresh memory as the input (1.6 GB at P=1000, m=100, N=2000; first-touch page
-    faults made that step 5 s of a 40 s call)."""
-    deviations = []
-    for i, m in enumerate(X):
-        xr_ = m - origin
-        if directions is not None:
-            xr_ = xr_ - (xr_ @ directions) @ directions.T
-        c = xr_.mean(0)
-        norm = torch.linalg.vector_norm(c)
-        scale = torch.linalg.vector_norm(xr_, dim=1).max()
-        if not bool(norm > 1e-12 * scale.clamp_min(torch.finfo(dtype).tiny)):
-            raise ValueError(
-                f"manifold {labels[i]!r}: its center coincides with the global mean"
-                + (" after removing the center correlations" if directions is not None else "")
-                + "; the capacity is undefined"
-            )
-        dev = xr_.sub_(c).div_(norm)
-        if dev.shape[0] < dev.shape[1]:
-            evals, evecs = torch.linalg.eigh(dev @ dev.T)
-            dev = evecs * torch.sqrt(evals.clamp_min(0.0))[None, :]
-        deviations.append(dev)
-    return deviations

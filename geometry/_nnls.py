@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
-import scipy.optimize
 import torch
 
-__all__: list[str] = []  # private module: nnls_batched, GramOperator, nnls_reference, qp_reference
+from ._nnls_reference import _nnls_gram
+
+__all__: list[str] = []  # private module: nnls_batched, GramOperator
 
 
 @dataclass
@@ -94,6 +96,7 @@ class GramOperator:
         assert ref is not None
         self.dtype, self.device = ref.dtype, ref.device
         self.P, self.m = ref.shape[0], ref.shape[-1]
+        self._padded: torch.Tensor | None = None
 
     @property
     def factored(self) -> bool:
@@ -135,12 +138,18 @@ class GramOperator:
         return out
 
     def block(self, man: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Gathered blocks ``G[man_i][order_i][:, order_i]``, ``(B, k, k)``."""
+        """Gathered blocks ``G[man_i][order_i][:, order_i]``, ``(B, k, k)``; an index ``m`` (padding) stands for a
+        row and column of the identity."""
+        if self._padded is None:  # one more point, of zero coordinates
+            self._padded = torch.nn.functional.pad(self.G if self.G is not None else self.S,
+                                                   (0, 1, 0, 1) if self.G is not None else (0, 1))
         if self.G is not None:
-            return self.G[man[:, None, None], order[:, :, None], order[:, None, :]]
-        assert self.S is not None
-        cols = self.S.transpose(1, 2)[man[:, None], order]  # (B, k, d)
-        return cols @ cols.transpose(1, 2)
+            Gp = self._padded[man[:, None, None], order[:, :, None], order[:, None, :]]
+        else:
+            cols = self._padded.transpose(1, 2)[man[:, None], order]  # (B, k, d)
+            Gp = cols @ cols.transpose(1, 2)
+        Gp.diagonal(dim1=-2, dim2=-1).add_((order == self.m).to(Gp.dtype))
+        return Gp
 
 
 def _fista_warm_start(op: GramOperator, b: torch.Tensor, valid: torch.Tensor, n_iter: int,
@@ -195,25 +204,21 @@ def _solve_passive(op: GramOperator, man: torch.Tensor, passive: torch.Tensor, b
     z = torch.zeros_like(b)
     ok = torch.ones(B, dtype=torch.bool, device=device)
     k = passive.sum(-1)
-    bounds = [0, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    # Size classes: each pads to its largest passive set (a Cholesky costs ~k^3, so classes are narrow).
+    bounds = [0, 2, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256]
     bounds = [x for x in bounds if x < m] + [m]
-    zero = torch.zeros((), dtype=dtype, device=device)
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    b_pad = torch.nn.functional.pad(b, (0, 1))  # index m: a padding variable, right-hand side 0
+    for lo, hi in pairwise(bounds):
         rows = ((k > lo) & (k <= hi)).nonzero().squeeze(-1)
         if rows.numel() == 0:
             continue
         kr = k[rows]
         kmax = int(kr.max())
-        pr = passive[rows]
-        order = torch.argsort((~pr).to(torch.int8), dim=-1, stable=True)[:, :kmax]
+        order = torch.argsort((~passive[rows]).to(torch.int8), dim=-1, stable=True)[:, :kmax]
         used = torch.arange(kmax, device=device)[None, :] < kr[:, None]
-        Gp = op.block(man[rows], order)
-        eye = torch.eye(kmax, dtype=dtype, device=device)
-        Gp = torch.where(used[:, :, None] & used[:, None, :], Gp, eye)
-        bp = torch.where(used, torch.gather(b[rows], 1, order), zero)
-        zp, okr = _cholesky_solve_gathered(Gp, bp)
-        zp = torch.where(used, zp, zero)
-        z[rows] = torch.zeros((rows.numel(), m), dtype=dtype, device=device).scatter_(1, order, zp)
+        order = torch.where(used, order, m)  # padding: identity rows/columns of op.block, zero right-hand side
+        zp, okr = _cholesky_solve_gathered(op.block(man[rows], order), torch.gather(b_pad[rows], 1, order))
+        z[rows] = torch.zeros((rows.numel(), m + 1), dtype=dtype, device=device).scatter_(1, order, zp)[:, :m]
         ok[rows] = okr
     return z * passive, ok
 
@@ -454,63 +459,3 @@ def nnls_batched(
             a_np[vi] = _nnls_gram(Gi[np.ix_(vi, vi)], bF[row].cpu().numpy()[vi])
             a[row] = torch.as_tensor(a_np, dtype=dtype, device=device)
     return a.reshape(P, n, m), info
-
-
-def _nnls_gram(G: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``argmin_{a>=0} 0.5 a'Ga - b'a`` via scipy's NNLS on a square-root factor of ``G``."""
-    w, U = np.linalg.eigh(G)
-    w = np.clip(w, 0, None)
-    keep = w > w.max() * 1e-14 if w.max() > 0 else np.zeros_like(w, dtype=bool)
-    S = (U[:, keep] * np.sqrt(w[keep])).T  # S'S = G
-    t = (U[:, keep].T @ b) / np.sqrt(w[keep])  # S't = b on the range of G
-    a, _ = scipy.optimize.nnls(S, t, maxiter=50 * G.shape[0])
-    return a
-
-
-def nnls_reference(S: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """One sample at a time: ``scipy.optimize.nnls(S, t_k)`` for every row ``t_k`` of ``t``.
-
-    Parameters
-    ----------
-    S
-        ``(d, m)`` points as columns.
-    t
-        ``(n, d)`` samples (already shifted by kappa on the center coordinate).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, m)`` weights.
-    """
-    out = np.empty((t.shape[0], S.shape[1]))
-    for i, ti in enumerate(t):
-        out[i], _ = scipy.optimize.nnls(S, ti, maxiter=50 * S.shape[1])
-    return out
-
-
-def qp_reference(S: np.ndarray, t: np.ndarray, kappa: float) -> np.ndarray:
-    """One quadratic program per sample, in the original primal form, with scipy's SLSQP.
-
-    ``V* = argmin ||V - t||^2`` s.t. ``S^T V <= -kappa``; returns ``t - V*`` (= ``S a*``), shape ``(n, d)``.
-    This is the formulation the reference implementation hands to cvxopt; it does not use the NNLS reduction,
-    so it checks that reduction.
-    """
-    out = np.empty_like(t)
-    St = np.ascontiguousarray(S.T)
-    for i, ti in enumerate(t):
-        cons = {"type": "ineq", "fun": lambda v: -kappa - St @ v, "jac": lambda v: -St}
-        res = scipy.optimize.minimize(
-            lambda v, ti=ti: 0.5 * float(np.sum((v - ti) ** 2)), ti.copy(), jac=lambda v, ti=ti: v - ti,
-            constraints=[cons], method="SLSQP", options={"ftol": 1e-15, "maxiter": 10_000},
-        )
-        if not res.success:
-            # Status 8 ("positive directional derivative for linesearch") is SLSQP stopping where it cannot
-            # improve; accept it only with a KKT certificate: feasible, and t - v in the cone of the active points.
-            v = res.x
-            slack = St @ v + kappa
-            act = slack >= -1e-7
-            resid = scipy.optimize.nnls(S[:, act], ti - v)[1] if act.any() else float(np.linalg.norm(ti - v))
-            if res.status != 8 or max(float(slack.max()), float(resid)) > 1e-8:
-                raise RuntimeError(f"SLSQP failed on sample {i}: {res.message}")
-        out[i] = ti - res.x
-    return out

@@ -27,3 +27,23 @@ def single_thread(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def single_thread_blas(enabled: bool) -> Iterator[None]:
+    """numpy's BLAS on one thread inside the block (the CPU center search and centering run numpy's BLAS).
+
+    OpenBLAS splits a matrix-vector product of 100 x 100 across threads; on these tiny kernels that is the
+    barrier cost :func:`single_thread` avoids for torch. Without threadpoolctl (a scikit-learn dependency) the
+    BLAS keeps its own setting.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

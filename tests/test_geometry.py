@@ -14,7 +14,8 @@ from scipy.stats import special_ortho_group
 import data
 import geometry
 from geometry import _mftma
-from geometry._nnls import GramOperator, nnls_batched, nnls_reference
+from geometry._nnls import GramOperator, nnls_batched
+from geometry._nnls_reference import nnls_reference
 
 N_SIGMA = 4.0  # tolerance in standard errors of the Monte-Carlo estimate (two-sided p ~ 6e-5 per check)
 
@@ -268,7 +269,7 @@ def test_degenerate_duplicate_points_are_solved():
 
 
 def test_center_cost_gradient_matches_autograd():
-    from geometry._center import _cost_and_grad
+    from geometry._stiefel import _cost_and_grad
 
     g = torch.Generator().manual_seed(0)
     X = torch.randn(12, 11, generator=g, dtype=torch.float64)
@@ -529,22 +530,73 @@ def test_capacity_defaults_agree_with_the_recorded_reference_on_planted_centers(
         assert abs(value - ref.mean()) <= tol, (q, value, ref.mean(), tol)
 
 
+def _center_coordinates(rng: np.random.Generator, P: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centers with a shared rank-3 structure, in the coordinates of their span (as the center search sees them):
+    ``X`` ``(P, P - 1)`` and ``C = X X^T``."""
+    centers = rng.standard_normal((P, 3)) @ rng.standard_normal((3, N)) + rng.standard_normal((P, N))
+    U, S, _ = torch.linalg.svd(torch.as_tensor(centers - centers.mean(0)), full_matrices=False)
+    X = (U * S)[:, : P - 1]
+    return X, X @ X.T
+
+
 def test_center_search_numpy_optimizer_equals_the_torch_one_to_rounding():
     # On CPU the reference optimizer runs in numpy (less per-call overhead); it is the torch iteration operation
     # for operation. Compared over 40 iterations, where rounding differences have not yet grown (over ~1000
     # iterations of an unconverged search they do, as between any two implementations).
-    from geometry._center import _qf, _stiefel_cg_manopt, _stiefel_cg_manopt_torch
+    from geometry._stiefel import _qf, _stiefel_cg_manopt, _stiefel_cg_manopt_torch
 
     rng = np.random.default_rng(8)
-    P, N = 40, 80
-    centers = rng.standard_normal((P, 3)) @ rng.standard_normal((3, N)) + rng.standard_normal((P, N))
-    Xb = torch.as_tensor(centers - centers.mean(0))
-    U, S, _ = torch.linalg.svd(Xb, full_matrices=False)
-    X = (U * S)[:, : P - 1]
-    C = X @ X.T
+    P = 40
+    X, C = _center_coordinates(rng, P, 80)
     for k in (1, 3, 6):
         V0 = _qf(torch.as_tensor(rng.standard_normal((P - 1, k))))
         fast = _stiefel_cg_manopt(V0, X, C, max_iter=40)
         plain = _stiefel_cg_manopt_torch(V0, X, C, max_iter=40)
         assert not torch.equal(fast, V0)
         torch.testing.assert_close(fast, plain, rtol=0, atol=1e-9)
+
+
+def test_capacity_centering_skips_the_scaled_copy_bit_for_bit():
+    # capacity centers the data at their own scale and scales only the manifold centers by the power of two that
+    # _scaled would apply to the data: the centers, and every deviation (invariant to that power of two), are bit
+    # for bit those of the scaled copy; worker threads change nothing either.
+    from geometry._centering import _deviations, _manifold_means
+    from geometry._inputs import _scaled
+    from geometry._threads import single_thread
+
+    rng = np.random.default_rng(11)
+    N = 300
+    ms = [rng.standard_normal((20, N)) * 40 + 2.0 + rng.standard_normal(N) for _ in range(6)]
+    ms += [np.asfortranarray(rng.standard_normal((30, N)) - 1.0) * 40, rng.standard_normal((400, N)) * 40]
+    W = torch.linalg.qr(torch.as_tensor(rng.standard_normal((N, 8))))[0]
+    X, centers = _manifold_means(ms, torch.float64, torch.device("cpu"))
+    scaled = [torch.as_tensor(m) for m in _scaled(ms)]
+    assert torch.equal(centers, torch.stack([m.mean(0) for m in scaled]))
+    for directions in (None, W):
+        with single_thread(True):
+            want = _deviations(scaled, directions, labels=list(range(8)))
+            for workers in (1, 2):
+                for dev, ref in zip(_deviations(X, directions, labels=list(range(8)), workers=workers), want):
+                    assert torch.equal(dev, ref)
+
+
+def test_center_search_lockstep_batch_is_each_start_solved_alone():
+    # The reference optimizer runs each K's random starts in lockstep (one numpy call per operation for the whole
+    # batch); every start's iterates must be bit for bit those of a solve on its own, the start's memory layout
+    # included (_qf's starts are column-major, and BLAS rounds products of row-major copies differently).
+    from geometry._stiefel import (
+        _qf,
+        _stack_starts,
+        _stiefel_cg_manopt,
+        _stiefel_cg_manopt_batch,
+    )
+
+    rng = np.random.default_rng(5)
+    P = 40
+    X, C = _center_coordinates(rng, P, 80)
+    g = torch.Generator().manual_seed(2)
+    for k in (1, 2, 4):
+        starts = [_qf(torch.randn(P - 1, k, generator=g, dtype=torch.float64)) for _ in range(5)]
+        batch = _stiefel_cg_manopt_batch(_stack_starts(starts), X, C, max_iter=150)
+        for V0, V in zip(starts, batch):
+            assert torch.equal(V, _stiefel_cg_manopt(V0, X, C, max_iter=150))
