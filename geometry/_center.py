@@ -128,8 +128,8 @@ def _center_structure(
         ``"warm"``: start from that warm start, as ``fun_FA`` apparently intended.
     optimizer
         ``"reference"`` (default): pymanopt's CG (``_stiefel._manopt_cg``), ``max_iter`` 1000 and absolute
-        gradient tolerance ``gtol`` 1e-6. ``"fast"``: ``_stiefel._stiefel_cg`` (Polak-Ribiere+, Armijo), ``max_iter`` 300, ``gtol`` 1e-6
-        relative to the cost, and a plateau stop (``ftol``: relative decrease over 5 iterations).
+        gradient tolerance ``gtol`` 1e-6. ``"fast"``: ``_stiefel._stiefel_cg`` (Polak-Ribiere+, Armijo), ``max_iter``
+        300, ``gtol`` 1e-6 relative to the cost, and a plateau stop (``ftol``: relative decrease over 5 iterations).
     max_iter, gtol, ftol
         Per-start optimizer limits (``None``: the optimizer's default above; ``ftol`` only for ``"fast"``).
     polish
