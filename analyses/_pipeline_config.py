@@ -314,19 +314,6 @@ def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfi
     return PipelineConfig.from_dict(values)
 
 
-def _check_device(device: str) -> None:
-    """Raise naming ``device`` unless this machine has it."""
-    if device == "cpu":
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ValueError(f"device = {device!r} but CUDA is not available on this machine; use device = 'cpu'")
-    index = int(device.split(":")[1]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
 def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
     """Check the whole job before any work: the config's own checks, then data files, the device and every
     component's checks that read files.
@@ -360,7 +347,7 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
     if not isinstance(config, PipelineConfig):
         raise TypeError(f"expected a PipelineConfig, got {type(config).__name__}")
     config.validate()  # again: a config changed after construction (dataclasses.replace, object.__setattr__)
-    _check_device(config.device)
+    data.validate_device(config.device, "device")
     lcl.validate_config(config.lcl)
     for name, changes in MODELS.items():
         if changes and name in config.models:

@@ -12,7 +12,8 @@ from ._brainscore import (from_brainscore, merge_stimulus_metadata, read_brainsc
 from ._config import Config, config_from_dict, load_toml, update_config
 from ._figures import FIGURE_STYLE, JOURNAL_WIDTHS, figure_style, save_figure
 from ._seeds import derive_seed
-from ._distributed import LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr, wrap_ddp
+from ._distributed import (LR_SCALINGS, init_distributed, process_device, rank_and_world, scaled_lr,
+                           validate_device, wrap_ddp)
 from ._images import IMAGE_EXTENSIONS, image_folder, natural_images, read_image, sample_patches, texture_images
 from ._io import atomic_write, git_commit, load, package_version, provenance, save
 from ._record import center_index, record, stimuli_to_tensor
@@ -57,6 +58,7 @@ __all__ = [
     "init_distributed",
     "rank_and_world",
     "process_device",
+    "validate_device",
     "scaled_lr",
     "LR_SCALINGS",
     # the training core of the three trainers: schedule, step, precision, DDP, progress, checkpoints

@@ -10,7 +10,8 @@ from typing import Any
 
 from ._checks import check_bool, check_choice, check_device, check_float, check_int
 
-__all__ = ["init_distributed", "rank_and_world", "process_device", "scaled_lr", "wrap_ddp", "LR_SCALINGS"]
+__all__ = ["init_distributed", "rank_and_world", "process_device", "validate_device", "scaled_lr", "wrap_ddp",
+           "LR_SCALINGS"]
 
 #: Learning-rate scaling rules of :func:`scaled_lr`.
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -185,3 +186,58 @@ def wrap_ddp(module: Any, device: Any, *, compile: bool = False) -> Any:
 
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     return module
+
+
+def validate_device(device: Any, name: str = "device") -> Any:
+    """``device`` as a ``torch.device``, checked to exist on this machine (entry points call it before any work).
+
+    Parameters
+    ----------
+    device
+        A device name (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) or a ``torch.device``.
+    name
+        How error messages name the setting (e.g. ``"train.device"``, ``"--device"``).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    TypeError
+        If ``device`` is neither a string nor a ``torch.device``.
+    ValueError
+        Naming ``name``: not a torch device, an unsupported type, CUDA or MPS not available, or a CUDA index this
+        machine does not have.
+
+    Examples
+    --------
+    >>> import data
+    >>> data.validate_device("cpu")
+    device(type='cpu')
+    >>> data.validate_device("gpu", "train.device")
+    Traceback (most recent call last):
+    ...
+    ValueError: train.device 'gpu' is not a torch device; use cpu, cuda, cuda:N or mps
+    """
+    import torch
+
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string naming the setting, got {type(name).__name__}")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda', got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {device!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{name} {device!r} requested but MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"{name} {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return dev

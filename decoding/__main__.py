@@ -62,21 +62,11 @@ def _message(exc: BaseException) -> str:
 
 
 def _check_device(device: str) -> None:
-    """Raise _UsageError unless ``device`` names a torch device of this machine (cpu, cuda[:N], mps)."""
+    """Raise _UsageError unless ``device`` names a torch device of this machine (:func:`data.validate_device`)."""
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise _UsageError(f"--device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise _UsageError(f"--device {device!r} requested but CUDA is not available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise _UsageError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise _UsageError(f"--device {device!r} requested but MPS is not available")
-    elif dev.type != "cpu":
-        raise _UsageError(f"--device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+        data.validate_device(device, "--device")
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from exc
 
 
 def _check_checkpoint(path: Path) -> None:

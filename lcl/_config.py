@@ -445,11 +445,7 @@ def validate_config(config: LCLConfig) -> LCLConfig:
         if not _folder_has_images(root):
             raise ValueError(f"image folder {root} is empty: it holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     dev = train.device
-    if dev.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {dev!r} requested but CUDA is not available")
+    data.validate_device(dev, "train.device")
     if not dev.startswith("cuda") and (train.precision != "float32" or train.compile):
         raise ValueError("precision='bfloat16' and compile=true are GPU options; use them with device='cuda'")
     return config

@@ -26,6 +26,7 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "data.package_version": (None, dict),
     "data.Config": (None, dict),
     "data.derive_seed": (None, lambda: dict(root=3)),
+    "data.validate_device": (None, lambda: dict(device="cpu")),
     "data.config_from_dict": (None, lambda: dict(cls=importlib.import_module("decoding").DecoderConfig, values={})),
     "data.load_toml": (None, lambda: dict(path=CTX.toml)),
     "data.update_config": (None, lambda: dict(config=importlib.import_module("decoding").DecoderConfig(),
