@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_line
 
 import data
 import decoding
@@ -97,9 +97,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs visible, "
-          f"load average {load:.2f} (other work on the machine slows every timing below)")
+    print(f"{machine_line()} (other work on the machine slows every timing below)")
     if args.part in ("all", "simulate"):
         s = bench_simulation(args.n_images, args.repeats)
         print(f"\n[simulate] {s['cells']} cells x {s['images']} images of 128x128: {s['seconds']:.2f} s "

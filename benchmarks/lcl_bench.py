@@ -22,6 +22,7 @@ from typing import Any
 from pathlib import Path
 
 import torch
+from _machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -142,9 +143,7 @@ def main() -> None:
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"lcl benchmark: config={args.config}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} (timings are noisy on a busy machine)")
+    print(f"lcl benchmark: config={args.config}, {machine_line()} (timings are noisy on a busy machine)")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     worst = 0.0
     for device in devices:

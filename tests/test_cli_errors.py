@@ -58,27 +58,44 @@ def _truncated_nc(path: Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------------------- lcl
-LCL_CASES = {
-    "unknown key": ("[train]\nbogus = 1\n", ["bogus"]),
-    "wrong type": ('[train]\nbatch_size = "4"\n', ["batch_size"]),
-    "out of range": ("[train]\nsteps = [-1, 1]\n", ["steps"]),
+# ------------------------------------------------------------------------------------- configs, all three CLIs
+#: (command line, subcommand) -> {case: (TOML text, names the one error line must contain)}
+BAD_CONFIGS = {
+    ("lcl", "train"): {
+        "unknown key": ("[train]\nbogus = 1\n", ["bogus"]),
+        "wrong type": ('[train]\nbatch_size = "4"\n', ["batch_size"]),
+        "out of range": ("[train]\nsteps = [-1, 1]\n", ["steps"]),
+    },
+    ("decoding", "run"): {
+        "unknown key": ("[train]\nbogus = 1\n", ["bogus"]),
+        "wrong type": ('[train]\nepochs = "3"\n', ["epochs"]),
+        "out of range": ("[train]\nepochs = -1\n", ["epochs"]),
+    },
+    ("analyses", "run"): {
+        "unknown key": ("[geometry]\nbogus = 1\n", ["bogus"]),
+        "wrong type": ('[geometry]\nkappa = "0"\n', ["kappa"]),
+        "out of range": ("[geometry]\nn_t = -1\n", ["n_t"]),
+        "bad device": ('[lcl.train]\ndevice = "bogus"\n', ["bogus"]),
+    },
 }
 
 
-@pytest.mark.parametrize("case", sorted(LCL_CASES))
-def test_lcl_bad_config(tmp_path, case):
-    text, names = LCL_CASES[case]
+@pytest.mark.parametrize("cli, case", [(cli, case) for cli, cases in BAD_CONFIGS.items() for case in sorted(cases)],
+                         ids=lambda v: v[0] if isinstance(v, tuple) else v)
+def test_bad_config(tmp_path, cli, case):
+    text, names = BAD_CONFIGS[cli][case]
     out = tmp_path / "out"
-    _one_error_line(_cli("lcl", "train", "--config", _toml(tmp_path, text), "--out", out), *names)
+    _one_error_line(_cli(*cli, "--config", _toml(tmp_path, text), "--out", out), *names)
     assert not out.exists()  # nothing trained, nothing written
 
 
-def test_lcl_missing_config(tmp_path):
-    _one_error_line(_cli("lcl", "train", "--config", tmp_path / "missing.toml", "--out", tmp_path / "o"),
+@pytest.mark.parametrize("cli", sorted(BAD_CONFIGS), ids=lambda v: v[0])
+def test_missing_config(tmp_path, cli):
+    _one_error_line(_cli(*cli, "--config", tmp_path / "missing.toml", "--out", tmp_path / "o"),
                     tmp_path / "missing.toml")
 
 
+# ---------------------------------------------------------------------------------------------------------- lcl
 def test_lcl_bad_device(tmp_path):
     _one_error_line(_cli("lcl", "train", "--device", "bogus", "--out", tmp_path / "o"), "bogus")
     assert not (tmp_path / "o").exists()
@@ -140,26 +157,6 @@ def test_lcl_bugs_are_not_swallowed(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------------- decoding
-DECODING_CASES = {
-    "unknown key": ("[train]\nbogus = 1\n", ["bogus"]),
-    "wrong type": ('[train]\nepochs = "3"\n', ["epochs"]),
-    "out of range": ("[train]\nepochs = -1\n", ["epochs"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(DECODING_CASES))
-def test_decoding_bad_config(tmp_path, case):
-    text, names = DECODING_CASES[case]
-    out = tmp_path / "out"
-    _one_error_line(_cli("decoding", "run", "--config", _toml(tmp_path, text), "--out", out), *names)
-    assert not out.exists()
-
-
-def test_decoding_missing_config(tmp_path):
-    _one_error_line(_cli("decoding", "run", "--config", tmp_path / "missing.toml", "--out", tmp_path / "o"),
-                    tmp_path / "missing.toml")
-
-
 def test_decoding_bad_device(tmp_path):
     _one_error_line(_cli("decoding", "run", "--device", "bogus", "--out", tmp_path / "o"), "bogus")
     assert not (tmp_path / "o").exists()
@@ -219,27 +216,6 @@ def test_decoding_bugs_are_not_swallowed(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------------- analyses
-ANALYSES_CASES = {
-    "unknown key": ("[geometry]\nbogus = 1\n", ["bogus"]),
-    "wrong type": ('[geometry]\nkappa = "0"\n', ["kappa"]),
-    "out of range": ("[geometry]\nn_t = -1\n", ["n_t"]),
-    "bad device": ('[lcl.train]\ndevice = "bogus"\n', ["bogus"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(ANALYSES_CASES))
-def test_analyses_bad_config(tmp_path, case):
-    text, names = ANALYSES_CASES[case]
-    out = tmp_path / "out"
-    _one_error_line(_cli("analyses", "run", "--config", _toml(tmp_path, text), "--out", out), *names)
-    assert not out.exists()
-
-
-def test_analyses_missing_config(tmp_path):
-    _one_error_line(_cli("analyses", "run", "--config", tmp_path / "missing.toml", "--out", tmp_path / "o"),
-                    tmp_path / "missing.toml")
-
-
 def _manifest(run, **results):
     """A run folder's manifest.json naming ``results`` (name -> path relative to the folder)."""
     import json
