@@ -29,22 +29,10 @@ from ._pipeline_figures import plot
 from ._report import write_report
 from ._run import run
 
-_DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
-
-# What reading a config or a results file can raise on bad input (tomllib.TOMLDecodeError and
-# json.JSONDecodeError are ValueErrors, FileNotFoundError an OSError; data.load turns an unreadable file into a
-# ValueError naming it).
-_INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError)
-
-
-class _UsageError(Exception):
-    """Bad input, reported in one line (exit status 2)."""
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing or unknown key {exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__  # one line
+from data._cli import INPUT_ERRORS as _INPUT_ERRORS
+from data._cli import UsageError as _UsageError
+from data._cli import command_parser, run_command
+from data._cli import one_line as _message
 
 
 def _describe(hint: Any) -> str:
@@ -167,15 +155,25 @@ def _plot(results_dir: str) -> None:
     print(report)
 
 
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "plot":
+        _plot(args.results_dir)
+        return 0
+    config = _config(args.config, getattr(args, "device", None))
+    if args.command == "config":
+        print(json.dumps(config.to_dict(), indent=2, default=list))
+        return 0
+    try:
+        run(config, args.out)
+    except (ValueError, FileNotFoundError) as exc:  # input problems only found while running (as before)
+        raise _UsageError(_message(exc)) from exc
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
-    parser = argparse.ArgumentParser(prog="python -m analyses", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
-    # --debug after the command too; SUPPRESS keeps the subcommand from resetting a --debug given before it
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub, common = command_parser("python -m analyses", __doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
     p_run = sub.add_parser("run", parents=[common], help="run the main job (default: the embedded default config)")
     p_run.add_argument("--config", help="TOML file; its tables change only the keys they name")
     p_run.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
@@ -185,25 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p_plot.add_argument("results_dir")
     p_cfg = sub.add_parser("config", parents=[common], help="print the config (default, or --config merged) as JSON")
     p_cfg.add_argument("--config")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "plot":
-            _plot(args.results_dir)
-            return 0
-        config = _config(args.config, getattr(args, "device", None))
-        if args.command == "config":
-            print(json.dumps(config.to_dict(), indent=2, default=list))
-            return 0
-        try:
-            run(config, args.out)
-        except (ValueError, FileNotFoundError) as exc:  # input problems only found while running (as before)
-            raise _UsageError(_message(exc)) from exc
-    except _UsageError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(_command, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -36,29 +36,17 @@ from typing import Any
 import torch
 
 import data
+from data._cli import INPUT_ERRORS as _INPUT_ERRORS
+from data._cli import UsageError as _UsageError
+from data._cli import command_parser, run_command
+from data._cli import one_line as _message
 
 from ._config import StudyConfig, validate_study_config
 from ._plot import plot_reconstructions
 from ._study import load_results, run_study, summary_table
 
 
-_DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
 _ENHANCER_FILE = "enhancer.pt"
-
-
-class _UsageError(Exception):
-    """Bad input, reported in one line (exit status 2) before any heavy work."""
-
-
-# What reading a config or results file can raise on bad input (tomllib.TOMLDecodeError is a ValueError,
-# FileNotFoundError an OSError; data.load turns an unreadable file into a ValueError naming it).
-_INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError)
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing or unknown key {exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__  # one line
 
 
 def _check_device(device: str) -> None:
@@ -85,13 +73,7 @@ def _load_results(path: Path) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m decoding",
-                                description="Decode natural images from simulated retinal spikes.")
-    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
-    # --debug after the command too; SUPPRESS keeps the subcommand from resetting a --debug given before it
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub, common = command_parser("python -m decoding", "Decode natural images from simulated retinal spikes.")
     run = sub.add_parser("run", parents=[common],
                          help="simulate, fit the decoders, train the enhancer, evaluate, plot "
                               "(also under torchrun: distributed enhancer training)")
@@ -157,13 +139,7 @@ def _summary(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
     args = _parser().parse_args(argv)
-    try:
-        return {"run": _run, "plot": _plot, "summary": _summary}[args.command](args)
-    except _UsageError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command({"run": _run, "plot": _plot, "summary": _summary}[args.command], args)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_DEBUG_HELP = "on bad input, show the full traceback instead of one 'error:' line"
+from data._cli import INPUT_ERRORS as _INPUT_ERRORS
+from data._cli import UsageError as _UsageError
+from data._cli import command_parser, run_command
+from data._cli import one_line as _message
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lcl", description="Layerwise complexity-matched learning (LCL).")
-    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
-    # --debug after the command too; SUPPRESS keeps the subcommand from resetting a --debug given before it
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub, common = command_parser("python -m lcl", "Layerwise complexity-matched learning (LCL).")
 
     t = sub.add_parser("train", parents=[common],
                        help="train the V1/V2 stages (layerwise, or an ablation set in the config)")
@@ -71,21 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--allow-incomplete", action="store_true",
                    help="export a run whose training has not finished")
     return p
-
-
-class _UsageError(Exception):
-    """A bad config or path, reported in one line (exit status 2) before any heavy work."""
-
-
-# What reading a config can raise on bad input (tomllib.TOMLDecodeError is a ValueError, FileNotFoundError an
-# OSError); KeyError is reported with the key it names.
-_INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError)
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing or unknown key {exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__  # one line
 
 
 def _check_device(device: str, what: str = "device") -> None:
@@ -247,14 +230,8 @@ def _export_brainscore(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, reported as one ``error:`` line on stderr)."""
     args = _parser().parse_args(argv)
-    try:
-        commands = {"train": _train, "filters": _filters, "v2net": _v2net, "export-brainscore": _export_brainscore}
-        return commands[args.command](args)
-    except _UsageError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    commands = {"train": _train, "filters": _filters, "v2net": _v2net, "export-brainscore": _export_brainscore}
+    return run_command(commands[args.command], args)
 
 
 if __name__ == "__main__":
