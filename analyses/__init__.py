@@ -64,8 +64,7 @@ __all__ = [
     "average_repetitions",
     "RESPONSE_WINDOW_MS",
 ]
-from ._pipeline_config import (MODELS, STAGES, PipelineConfig, default_pipeline_config, pipeline_config_from_dict,
-                               validate_pipeline_config)
+from ._pipeline_config import MODELS, STAGES, PipelineConfig, validate_pipeline_config
 from ._pipeline_figures import plot
 from ._report import write_report
 from ._run import run
@@ -80,8 +79,6 @@ __all__ += [
     "JobsConfig",
     "MODELS",
     "STAGES",
-    "default_pipeline_config",
-    "pipeline_config_from_dict",
     "validate_pipeline_config",
     "run",
     "plot",

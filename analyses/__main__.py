@@ -24,7 +24,7 @@ from typing import Any
 
 import data
 
-from ._pipeline_config import PipelineConfig, pipeline_config_from_dict, validate_pipeline_config
+from ._pipeline_config import PipelineConfig, validate_pipeline_config
 from ._pipeline_figures import plot
 from ._report import write_report
 from ._run import run
@@ -101,7 +101,7 @@ def _config(path: str | None, device: str | None = None):
         raise _UsageError(_message(exc)) from exc
     _check_types(values, PipelineConfig)
     try:
-        config = pipeline_config_from_dict(values)
+        config = PipelineConfig.from_dict(values)
         if device is not None:
             config = config.replace(device=device)
         return validate_pipeline_config(config)

@@ -26,8 +26,6 @@ __all__ = [
     "MODELS",
     "STAGES",
     "PipelineConfig",
-    "default_pipeline_config",
-    "pipeline_config_from_dict",
     "validate_pipeline_config",
 ]
 
@@ -263,55 +261,6 @@ class PipelineConfig(data.Config):
             if name in values and not isinstance(values[name], (Mapping, decoding.StudyConfig)):
                 raise ValueError(f"{where}[{name}] must be a table, got {type(values[name]).__name__}")
         return data.update_config(cls(), values, where=where)
-
-
-def default_pipeline_config() -> PipelineConfig:
-    """The embedded default, ``PipelineConfig.preset("demo")``: everything on the bundled images, sized to finish
-    in minutes on 2 CPU cores.
-
-    Returns
-    -------
-    PipelineConfig
-
-    Examples
-    --------
-    >>> import analyses
-    >>> analyses.default_pipeline_config() == analyses.PipelineConfig.preset("demo")
-    True
-    """
-    return PipelineConfig.preset("demo")
-
-
-def pipeline_config_from_dict(values: Mapping[str, Any] | None) -> PipelineConfig:
-    """Build a :class:`PipelineConfig` from a (TOML) dict: each table changes the embedded default's keys it names
-    (the same as :meth:`PipelineConfig.from_dict`).
-
-    Parameters
-    ----------
-    values
-        Nested dict, e.g. ``{"models": ["lcl"], "lcl": {"train": {"steps": [100, 100]}}}``.
-
-    Returns
-    -------
-    PipelineConfig
-
-    Raises
-    ------
-    ValueError
-        For unknown keys at any level (naming them).
-
-    Examples
-    --------
-    >>> import analyses
-    >>> cfg = analyses.pipeline_config_from_dict({"models": ["lcl"], "geometry": {"n_t": 50}})
-    >>> cfg.models, cfg.geometry.n_t, cfg.geometry.kappa
-    (('lcl',), 50, 0.0)
-    >>> analyses.pipeline_config_from_dict({"modles": ["lcl"]})
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown config key(s) ['modles'] for PipelineConfig; valid keys: [...]
-    """
-    return PipelineConfig.from_dict(values)
 
 
 def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:

@@ -21,7 +21,7 @@ from data._checks import check_path
 
 from ._jobs import JobStep, run_jobs
 from ._manifest import Manifest
-from ._pipeline_config import PipelineConfig, default_pipeline_config, validate_pipeline_config
+from ._pipeline_config import PipelineConfig, validate_pipeline_config
 from ._pipeline_figures import plot
 from ._report import write_report
 from ._represent import sources
@@ -84,7 +84,7 @@ def run(config: PipelineConfig | None = None, out: str | os.PathLike = "outputs/
     >>> analyses.run(analyses.PipelineConfig.preset("demo"), "outputs/demo")  # doctest: +SKIP
     """
     out = check_path("out", out)
-    config = validate_pipeline_config(default_pipeline_config() if config is None else config)
+    config = validate_pipeline_config(PipelineConfig.preset("demo") if config is None else config)
     (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with data.atomic_write(out / "config.json") as tmp:

@@ -245,11 +245,9 @@ CASES: dict[str, tuple[Callable[[], Callable[..., Any]] | None, Callable[[], dic
     "analyses.GeometryConfig": (None, dict),
     "analyses.ModulationConfig": (None, dict),
     "analyses.JobsConfig": (None, dict),
-    "analyses.default_pipeline_config": (None, dict),
-    "analyses.pipeline_config_from_dict": (None, lambda: dict(values={})),
     "analyses.validate_pipeline_config": (None, lambda: dict(
-        config=importlib.import_module("analyses").default_pipeline_config())),
-    "analyses.run": (None, lambda: dict(config=importlib.import_module("analyses").default_pipeline_config(),
+        config=importlib.import_module("analyses").PipelineConfig.preset("demo"))),
+    "analyses.run": (None, lambda: dict(config=importlib.import_module("analyses").PipelineConfig.preset("demo"),
                                         out=CTX.tmp / "run")),
     "analyses.plot": (None, lambda: dict(results_dir=CTX.tmp / "no_such_results")),
     "analyses.write_report": (None, lambda: dict(results_dir=CTX.tmp / "no_such_results")),

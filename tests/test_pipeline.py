@@ -22,8 +22,9 @@ def tiny_config(**changes):
 
 def test_tiny_toml_is_the_tiny_preset_and_the_default_is_the_demo_preset():
     assert analyses.PipelineConfig.load(TINY) == analyses.PipelineConfig.preset("tiny")
-    assert analyses.pipeline_config_from_dict(data.load_toml(TINY)) == analyses.PipelineConfig.preset("tiny")
-    assert analyses.default_pipeline_config() == analyses.PipelineConfig.preset("demo") == analyses.PipelineConfig()
+    assert analyses.PipelineConfig.load(TINY) == analyses.PipelineConfig.preset("tiny")
+    assert analyses.PipelineConfig.from_dict(data.load_toml(TINY)) == analyses.PipelineConfig.preset("tiny")
+    assert analyses.PipelineConfig.preset("demo") == analyses.PipelineConfig()
     cfg = analyses.PipelineConfig.preset("tiny")
     assert analyses.PipelineConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -82,16 +83,16 @@ def _forbid(monkeypatch, *targets):
 
 
 def test_config_tables_change_only_named_keys():
-    cfg = analyses.pipeline_config_from_dict({"lcl": {"train": {"steps": [7, 3]}}, "geometry": {"n_t": 9}})
-    default = analyses.default_pipeline_config()
+    cfg = analyses.PipelineConfig.from_dict({"lcl": {"train": {"steps": [7, 3]}}, "geometry": {"n_t": 9}})
+    default = analyses.PipelineConfig.preset("demo")
     assert cfg.lcl.train.steps == (7, 3)
     assert cfg.lcl.train.batch_size == default.lcl.train.batch_size
     assert cfg.lcl.model == default.lcl.model
     assert cfg.geometry.n_t == 9 and cfg.geometry.cv == default.geometry.cv
     with pytest.raises(ValueError, match="n_tt"):
-        analyses.pipeline_config_from_dict({"geometry": {"n_tt": 9}})
+        analyses.PipelineConfig.from_dict({"geometry": {"n_tt": 9}})
     with pytest.raises(ValueError, match="modles"):
-        analyses.pipeline_config_from_dict({"modles": ["lcl"]})
+        analyses.PipelineConfig.from_dict({"modles": ["lcl"]})
 
 
 @pytest.mark.parametrize(
@@ -248,7 +249,7 @@ def test_every_pipeline_field_is_checked_when_loaded(table, key, value, match):
     t0 = time.perf_counter()
     values = {table: {key: value}} if table else {key: value}
     with pytest.raises((ValueError, TypeError), match=match):
-        analyses.validate_pipeline_config(analyses.pipeline_config_from_dict(values))
+        analyses.validate_pipeline_config(analyses.PipelineConfig.from_dict(values))
     assert time.perf_counter() - t0 < 5.0  # before any job starts
 
 
