@@ -1,15 +1,13 @@
 """Configs of LCL-V2Net: the ResNet-style back end and the recognition benchmark that trains and tests it.
 
-Seeds: :attr:`RecognitionConfig.seed` is the benchmark's one root seed (``[backend]`` carries none). The code of
-:mod:`lcl._v2net` uses it as follows::
+Seeds: :attr:`RecognitionConfig.seed` is the benchmark's one root seed (``[backend]`` carries none);
+:mod:`lcl._recognition` derives every other one with :func:`data.derive_seed`::
 
-    seed                       RecognitionConfig.seed
-    |- seed                    the held-out tiles and test crops (CropTask)
-    |- seed + i                the initial weights of front end i's network (corruption_benchmark)
-    |- seed + 1                the training crops (train_v2net)
-    '- seed*1000 + 10*c + s    the noise of corruption c at severity s (evaluate_corruptions)
-
-(These offsets predate :func:`data.derive_seed`; they are all functions of the one root seed.)
+    seed                                       RecognitionConfig.seed
+    |- derive_seed(seed, "split")              the held-out tiles and test crops (CropTask)
+    |- derive_seed(seed, "weights", kind)      the initial weights of front end ``kind``'s network
+    |- derive_seed(seed, "crops")              the training crops (train_v2net)
+    '- derive_seed(seed, "corruption", c, s)   the noise of corruption ``c`` at severity ``s``
 """
 
 from __future__ import annotations
