@@ -202,3 +202,20 @@ def test_checkpoint_of_another_world_size_is_refused(tmp_path, monkeypatch):
     assert data.save_checkpoint(tmp_path / "r1.pt", model=torch.nn.Linear(1, 1), optimizer=None, step=0,
                                 config={}, seed=0) is None
     assert not (tmp_path / "r1.pt").exists()
+
+
+def test_validate_device_accepts_this_machines_devices_and_names_the_setting():
+    import torch
+
+    assert data.validate_device("cpu") == torch.device("cpu")
+    assert data.validate_device(torch.device("cpu"), "x") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^train\.device 'gpu' is not a torch device"):
+        data.validate_device("gpu", "train.device")
+    with pytest.raises(ValueError, match=r"--device 'meta' is not supported"):
+        data.validate_device("meta", "--device")
+    with pytest.raises(TypeError, match="device must be a device name"):
+        data.validate_device(0)
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    # a CUDA device this machine does not have: no CUDA at all, or an index past the last one
+    with pytest.raises(ValueError, match="CUDA is not available" if n == 0 else "CUDA device"):
+        data.validate_device(f"cuda:{n}", "device")
