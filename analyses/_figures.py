@@ -125,7 +125,7 @@ def plot_texture_modulation(results: Any, path_stem: str | os.PathLike) -> list[
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlabel("texture modulation index (texture vs. noise)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        ax.set_title("mean, 95 % CI, median ($|$); responsive / all units", fontsize=7, loc="left")
+        ax.set_title("mean, 95 % CI, median ($|$)\nright: responsive / all units", fontsize=7, loc="left")
         fig.tight_layout(pad=0.4)
         return save_figure(fig, path_stem, width="single")
 
